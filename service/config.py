@@ -1,0 +1,95 @@
+"""One typed settings object, read from ``CALLBRIDGE_*`` environment variables.
+
+Names are part of the product's contract (see README "Configuration"): operators,
+manifests and scripts rely on them. Secrets are ``SecretStr`` so that they never
+appear in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: provider name -> the settings attribute holding its secret (None = disabled).
+PROVIDER_SECRETS: dict[str, str] = {
+    "twilio": "twilio_auth_token",
+    "aircall": "aircall_token",
+    "zoom": "zoom_secret_token",
+    "ringcentral": "ringcentral_verification_token",
+    "vonage": "vonage_signature_secret",
+    "dialpad": "dialpad_secret",
+    "generic": "generic_secret",
+}
+
+
+class Settings(BaseSettings):
+    """Every knob callbridge reads. Environment wins over defaults; CLI flags win over both."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLBRIDGE_", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_events: str = "calls.events"
+    topic_dlq: str = "calls.dlq"
+    topic_ids: str = "calls.ids"
+    topic_parked: str = "calls.dlq.parked"
+    create_topics: bool = True
+    topic_partitions: int = Field(default=6, ge=1)
+
+    # HubSpot (the sandbox by default)
+    hubspot_url: str = "http://127.0.0.1:8090"
+    hubspot_token: SecretStr = SecretStr("sandbox-token")
+    hubspot_rate: int = Field(default=100, ge=1)
+    hubspot_search_rate: int = Field(default=5, ge=1)
+    hubspot_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Ingress
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    public_url: str | None = None
+    max_body_bytes: int = 1024 * 1024
+
+    # Provider secrets: a provider without one is disabled.
+    twilio_auth_token: SecretStr | None = None
+    aircall_token: SecretStr | None = None
+    zoom_secret_token: SecretStr | None = None
+    ringcentral_verification_token: SecretStr | None = None
+    vonage_signature_secret: SecretStr | None = None
+    dialpad_secret: SecretStr | None = None
+    generic_secret: SecretStr | None = None
+
+    # Normalization
+    default_region: str = "US"
+    external_account_id: str | None = None
+    owner_map: dict[str, str] = Field(default_factory=dict)
+    disposition_map: dict[str, str] = Field(default_factory=dict)
+
+    # Writer
+    writer_group: str = "callbridge-writer"
+    writer_health_port: int = 8081
+    writer_linger_ms: int = Field(default=500, ge=0)
+    writer_max_buffer: int = Field(default=5000, ge=100)
+    writer_flush_deadline_s: float = Field(default=20.0, gt=0)
+    contact_cache_ttl_s: float = 300.0
+    contact_negative_ttl_s: float = 30.0
+
+    # Dead letters
+    dlq_max_attempts: int = Field(default=5, ge=1)
+
+    # Logging
+    log_level: str = "INFO"
+    log_format: str = "auto"  # auto | json | console
+
+    def provider_secret(self, provider: str) -> str | None:
+        """The secret enabling ``provider``, or None when the provider is disabled."""
+        attr = PROVIDER_SECRETS.get(provider)
+        if attr is None:
+            return None
+        value: SecretStr | None = getattr(self, attr)
+        return value.get_secret_value() if value is not None else None
+
+    @cached_property
+    def enabled_providers(self) -> list[str]:
+        return sorted(p for p in PROVIDER_SECRETS if self.provider_secret(p))
