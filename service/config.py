@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     ingress_port: int = 8080
     public_url: str | None = None
     max_body_bytes: int = 1024 * 1024
+    #: answer 503 when Kafka has not acknowledged within this time (providers wait 3-15 s)
+    produce_timeout_s: float = Field(default=2.5, gt=0)
 
     # Provider secrets: a provider without one is disabled.
     twilio_auth_token: SecretStr | None = None
