@@ -1,0 +1,57 @@
+"""``python -m sandbox [--host H] [--port 8090] [--token T]... [--rate-limit N]
+[--search-rate N] [--daily-limit N] [--data FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sandbox.config import SandboxConfig
+from sandbox.server import serve
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[SandboxConfig, str, int]:
+    """The config, host and port named on the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox", description="Local HubSpot Calls API sandbox."
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument(
+        "--token", action="append", dest="tokens", help="accepted Bearer token (repeatable)"
+    )
+    parser.add_argument(
+        "--rate-limit", type=int, default=190, help="requests per rolling 10 s per token"
+    )
+    parser.add_argument(
+        "--search-rate", type=int, default=5, help="search requests per second per token"
+    )
+    parser.add_argument(
+        "--daily-limit", type=int, default=None, help="requests per UTC day per token"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help="JSON file to load at start and save at exit"
+    )
+    args = parser.parse_args(argv)
+    for flag in ("rate_limit", "search_rate", "daily_limit"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be at least 1")
+    config = SandboxConfig(
+        tokens=args.tokens or ["sandbox-token"],
+        rate_limit=args.rate_limit,
+        search_rate=args.search_rate,
+        daily_limit=args.daily_limit,
+        data_file=args.data,
+    )
+    return config, args.host, args.port
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve until stopped."""
+    config, host, port = parse_args(argv)
+    serve(config, host, port)
+
+
+if __name__ == "__main__":
+    main()

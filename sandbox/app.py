@@ -1,0 +1,238 @@
+"""The sandbox as an ASGI app: HubSpot's routes, each behind auth, limits and faults.
+
+``create_app(SandboxConfig(...))`` returns a Starlette app. Every HubSpot-API request
+passes, in order: added latency (fault), Bearer-token check (401
+``INVALID_AUTHENTICATION``), the 429 burst fault, the daily budget, the rolling
+10-second window (and, for search, the per-second limit), the server-error fault,
+then the handler. Every answer is counted in the stats under its operation id.
+
+Test-control API (not HubSpot's), no auth:
+
+- ``POST /_sandbox/reset`` — empty every store, forget stats and rate windows, clear
+  faults, restore start-up limits. Custom property definitions (``POST
+  /crm/v3/properties/...``) survive unless the body is ``{"properties": true}``.
+- ``POST /_sandbox/faults`` — merge fault settings (see :mod:`sandbox.faults`);
+  ``GET`` shows them; ``DELETE`` clears them.
+- ``POST /_sandbox/config`` ``{"rate_limit": N, "search_rate": N, "daily_limit": N|null}``
+  — change limits for the rest of the test (until reset); ``GET`` shows them.
+- ``GET /_sandbox/stats`` — ``{"requests": {op: {status: n}}, "records": {type: n},
+  "archived": {type: n}, "batch_inputs": {op: [sizes]}, "timeline": [[t, op, status]],
+  "now": t}``; ``t`` is monotonic seconds since the sandbox started, the timeline keeps
+  the last 20,000 requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sandbox import associations, batch, objects, properties
+from sandbox.clock import Clock, SystemClock
+from sandbox.config import SandboxConfig
+from sandbox.context import Handler, Op
+from sandbox.control import control_endpoints
+from sandbox.errors import ApiError, new_correlation_id
+from sandbox.limits import budget_headers, rate_limited
+from sandbox.persist import load_file, save_file
+from sandbox.responses import json_response
+from sandbox.schema import resolve_type
+from sandbox.state import Sandbox
+
+__all__ = ["SandboxConfig", "create_app"]
+
+log = structlog.get_logger()
+
+_FAULT_CATEGORIES = {
+    400: "VALIDATION_ERROR",
+    401: "INVALID_AUTHENTICATION",
+    403: "MISSING_SCOPES",
+    404: "OBJECT_NOT_FOUND",
+    409: "CONFLICT",
+    429: "RATE_LIMITS",
+}
+
+
+def _authenticate(sb: Sandbox, request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise ApiError(
+            401,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication "
+            "and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or token not in sb.config.tokens:
+        raise ApiError(
+            401,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials are invalid: the access token is unknown or malformed.",
+        )
+    return token
+
+
+async def dispatch(
+    sb: Sandbox, request: Request, op: Op, handler: Handler, *, search: bool
+) -> Response:
+    """Run one HubSpot-API request through auth, limits and faults, and count it."""
+    clock = sb.clock
+    faults = sb.faults
+    headers: dict[str, str] = {}
+    correlation_id = new_correlation_id()
+    applies = faults.applies(op.name)
+    try:
+        if applies and faults.latency_ms > 0:
+            await asyncio.sleep(faults.latency_ms / 1000.0)
+        token = _authenticate(sb, request)
+        config = sb.config
+        if applies and faults.rate_limit_burst > 0:
+            faults.rate_limit_burst -= 1
+            raise rate_limited(
+                "TEN_SECONDLY_ROLLING",
+                "You have reached your ten_secondly_rolling limit.",
+                {
+                    "X-HubSpot-RateLimit-Max": str(config.rate_limit),
+                    "X-HubSpot-RateLimit-Remaining": "0",
+                    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+                },
+            )
+        budget = sb.limits.admit(
+            token,
+            clock.monotonic(),
+            clock.wall_ms(),
+            config.rate_limit,
+            config.daily_limit,
+            config.search_rate if search else None,
+        )
+        if not search:  # HubSpot sends no rate-limit headers on search answers
+            headers = budget_headers(budget)
+        if applies and faults.error_rate > 0 and faults.rng.random() < faults.error_rate:
+            status = faults.error_status
+            raise ApiError(
+                status,
+                _FAULT_CATEGORIES.get(status, "INTERNAL_ERROR"),
+                f"internal error (sandbox fault: HTTP {status})",
+            )
+        response = await handler(request, op)
+        response.headers.update(headers)
+    except ApiError as err:
+        response = json_response(
+            err.body(correlation_id), err.status, {**headers, **(err.headers or {})}
+        )
+    except Exception:
+        log.exception("sandbox_handler_failed", operation=op.name)
+        response = json_response(
+            ApiError(500, "INTERNAL_ERROR", "internal error").body(correlation_id), 500
+        )
+    response.headers["X-HubSpot-Correlation-Id"] = correlation_id
+    sb.stats.record(op.name, response.status_code, clock.monotonic() - sb.started, op.batch_size)
+    return response
+
+
+async def _unknown_type(request: Request, op: Op) -> Response:
+    name = request.path_params.get("objectType", "")
+    raise ApiError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}")
+
+
+def _typed(sb: Sandbox, kind: str, handler: Handler, *, search: bool = False) -> Any:
+    """An endpoint for ``/crm/v3/objects/{objectType}/...`` operations of ``kind``."""
+
+    async def endpoint(request: Request) -> Response:
+        otype = resolve_type(request.path_params["objectType"])
+        if otype is None:
+            return await dispatch(
+                sb, request, Op(sb, "unknownObjectType"), _unknown_type, search=search
+            )
+        op = Op(sb, otype.op(kind), sb.store[otype.name])
+        return await dispatch(sb, request, op, handler, search=search)
+
+    return endpoint
+
+
+def _plain(sb: Sandbox, name: str, handler: Handler) -> Any:
+    """An endpoint for a HubSpot operation that is not routed by object type."""
+
+    async def endpoint(request: Request) -> Response:
+        return await dispatch(sb, request, Op(sb, name), handler, search=False)
+
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    category = "OBJECT_NOT_FOUND" if status == 404 else "VALIDATION_ERROR"
+    message = "resource not found" if status == 404 else "method not allowed"
+    return json_response(ApiError(status, category, message).body(new_correlation_id()), status)
+
+
+def create_app(config: SandboxConfig, clock: Clock | None = None) -> Starlette:
+    """The sandbox app; state is loaded from ``config.data_file`` if it exists and saved
+    back to it at shutdown."""
+    sb = Sandbox(config, clock or SystemClock())
+    if config.data_file is not None:
+        load_file(sb.store, config.data_file)
+    ctl = control_endpoints(sb)
+    base = "/crm/v3/objects/{objectType}"
+    routes = [
+        Route(
+            base + "/batch/create", _typed(sb, "batchCreate", batch.batch_create), methods=["POST"]
+        ),
+        Route(base + "/batch/read", _typed(sb, "batchRead", batch.batch_read), methods=["POST"]),
+        Route(
+            base + "/batch/update", _typed(sb, "batchUpdate", batch.batch_update), methods=["POST"]
+        ),
+        Route(
+            base + "/batch/archive",
+            _typed(sb, "batchArchive", batch.batch_archive),
+            methods=["POST"],
+        ),
+        Route(
+            base + "/search",
+            _typed(sb, "search", objects.search_objects, search=True),
+            methods=["POST"],
+        ),
+        Route(
+            base + "/gdpr-delete", _typed(sb, "gdprDelete", objects.gdpr_delete), methods=["POST"]
+        ),
+        Route(base, _typed(sb, "list", objects.list_objects), methods=["GET"]),
+        Route(base, _typed(sb, "create", objects.create_object), methods=["POST"]),
+        Route(base + "/{objectId}", _typed(sb, "get", objects.get_object), methods=["GET"]),
+        Route(base + "/{objectId}", _typed(sb, "update", objects.update_object), methods=["PATCH"]),
+        Route(
+            base + "/{objectId}", _typed(sb, "archive", objects.archive_object), methods=["DELETE"]
+        ),
+        *properties.routes(sb, _plain),
+        *associations.routes(sb, _plain),
+        Route("/_sandbox/reset", ctl["reset"], methods=["POST"]),
+        Route("/_sandbox/faults", ctl["set_faults"], methods=["POST"]),
+        Route("/_sandbox/faults", ctl["get_faults"], methods=["GET"]),
+        Route("/_sandbox/faults", ctl["clear_faults"], methods=["DELETE"]),
+        Route("/_sandbox/stats", ctl["stats"], methods=["GET"]),
+        Route("/_sandbox/config", ctl["get_config"], methods=["GET"]),
+        Route("/_sandbox/config", ctl["set_config"], methods=["POST"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if config.data_file is not None:
+            save_file(sb.store, config.data_file)
+            log.info("sandbox_state_saved", path=str(config.data_file))
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _http_error, 405: _http_error},
+    )
+    app.state.sandbox = sb
+    return app

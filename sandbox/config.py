@@ -1,0 +1,27 @@
+"""Sandbox configuration: who may call it, and how much."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _default_tokens() -> list[str]:
+    return ["sandbox-token"]
+
+
+@dataclass
+class SandboxConfig:
+    """Start-up settings; ``POST /_sandbox/config`` changes the limits at run time.
+
+    ``rate_limit`` is requests per rolling 10 s per token (HubSpot's
+    ``TEN_SECONDLY_ROLLING`` policy), ``search_rate`` search requests per second per
+    token, ``daily_limit`` requests per UTC day per token (``None``: unlimited), and
+    ``data_file`` a JSON file the state is loaded from at start and saved to at exit.
+    """
+
+    tokens: list[str] = field(default_factory=_default_tokens)
+    rate_limit: int = 190
+    search_rate: int = 5
+    daily_limit: int | None = None
+    data_file: Path | None = None

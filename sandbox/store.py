@@ -1,0 +1,304 @@
+"""Records and their indexes: the sandbox's whole state, independent of HTTP.
+
+Every write goes through here so that history, unique indexes, associations and
+the (optionally delayed) search view stay consistent. Property maps are never
+mutated in place: a write replaces ``Record.props`` with a new dict, so the search
+view may keep pointing at an older version while the index delay runs.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from typing import Any
+
+from sandbox.clock import iso_ms
+from sandbox.schema import OBJECT_TYPES, ObjectType, PropertyDef
+
+API_SOURCE = ("INTEGRATION", "sandbox")
+CALC_SOURCE = ("CALCULATED", "")
+FIRST_ID = 10_000_000_001
+
+# (from type, to type) -> (HUBSPOT_DEFINED type id, label); the reverse pair is listed too.
+ASSOCIATION_TYPES: dict[tuple[str, str], tuple[int, str]] = {}
+_PAIRS = [
+    ("calls", "contacts", 194, 193),
+    ("calls", "companies", 182, 181),
+    ("calls", "deals", 206, 205),
+    ("calls", "tickets", 220, 219),
+    ("contacts", "companies", 279, 280),
+    ("contacts", "deals", 4, 3),
+    ("contacts", "tickets", 15, 16),
+    ("companies", "deals", 342, 341),
+    ("companies", "tickets", 340, 339),
+    ("deals", "tickets", 27, 28),
+]
+for _a, _b, _ab, _ba in _PAIRS:
+    _sa, _sb = OBJECT_TYPES[_a].singular, OBJECT_TYPES[_b].singular
+    ASSOCIATION_TYPES[(_a, _b)] = (_ab, f"{_sa}_to_{_sb}")
+    ASSOCIATION_TYPES[(_b, _a)] = (_ba, f"{_sb}_to_{_sa}")
+# type id -> (from type, to type)
+TYPE_ID_PAIRS: dict[int, tuple[str, str]] = {v[0]: k for k, v in ASSOCIATION_TYPES.items()}
+
+AssocType = tuple[str, int]  # (associationCategory, associationTypeId)
+History = list[tuple[str, int, str, str]]  # (value, epoch ms, sourceType, sourceId), oldest first
+
+
+class Record:
+    """One CRM object. ``props`` includes the calculated ``hs_object_id`` and dates."""
+
+    __slots__ = (
+        "archived",
+        "archived_ms",
+        "assoc",
+        "created_ms",
+        "history",
+        "id",
+        "indexed",
+        "pending",
+        "props",
+        "updated_ms",
+    )
+
+    def __init__(self, rid: int, props: dict[str, str], created_ms: int) -> None:
+        self.id = rid
+        self.props = props
+        self.history: dict[str, History] = {}
+        self.created_ms = created_ms
+        self.updated_ms = created_ms
+        self.archived = False
+        self.archived_ms = 0
+        self.assoc: dict[str, dict[int, list[AssocType]]] = {}
+        self.indexed: dict[str, str] | None = None
+        self.pending: list[tuple[float, dict[str, str] | None]] = []
+
+    def search_view(self, now: float) -> dict[str, str] | None:
+        """The properties search sees at monotonic time ``now`` (None: not searchable)."""
+        pending = self.pending
+        while pending and pending[0][0] <= now:
+            self.indexed = pending.pop(0)[1]
+        return self.indexed
+
+
+class TypeStore:
+    """The records of one object type, their property definitions and unique indexes."""
+
+    def __init__(self, otype: ObjectType) -> None:
+        self.otype = otype
+        self.records: dict[int, Record] = {}
+        self.props: dict[str, PropertyDef] = {}
+        self.unique: dict[str, dict[str, int]] = {}
+        self.reset(keep_custom=False)
+
+    def reset(self, *, keep_custom: bool) -> None:
+        """Drop every record; keep custom property definitions when asked."""
+        custom = [p for p in self.props.values() if p.custom] if keep_custom else []
+        self.records = {}
+        self.props = {p.name: PropertyDef(**_fields(p)) for p in self.otype.builtin}
+        for p in custom:
+            self.props[p.name] = p
+        self.unique = {p.name: {} for p in self.props.values() if p.unique}
+
+    def unique_key(self, prop: str, value: str) -> str:
+        """Unique values compare exactly, except email (case-insensitive, as HubSpot)."""
+        return value.lower() if prop == "email" else value
+
+    def owner_of(self, prop: str, value: str) -> int | None:
+        """The id of the live record holding ``value`` in unique property ``prop``."""
+        return self.unique[prop].get(self.unique_key(prop, value))
+
+    def live(self, rid: int) -> Record | None:
+        """The non-archived record ``rid``."""
+        rec = self.records.get(rid)
+        return rec if rec is not None and not rec.archived else None
+
+    def find(self, key: str, id_property: str | None, *, archived: bool) -> Record | None:
+        """The record whose id (or unique ``id_property``) is ``key`` in the chosen dataset."""
+        if id_property and id_property != "hs_object_id":
+            if archived:
+                for rec in self.records.values():
+                    if rec.archived and rec.props.get(id_property) == key:
+                        return rec
+                return None
+            owner = self.owner_of(id_property, key)
+            return self.records.get(owner) if owner is not None else None
+        rid = parse_id(key)
+        found = self.records.get(rid) if rid is not None else None
+        if found is None or found.archived != archived:
+            return None
+        return found
+
+    def ids_after(self, after: int, *, archived: bool) -> Iterator[Record]:
+        """Records with id > ``after`` in id order, from the chosen dataset."""
+        keys = list(self.records)
+        start = bisect.bisect_right(keys, after)
+        for rid in keys[start:]:
+            rec = self.records[rid]
+            if rec.archived == archived:
+                yield rec
+
+    def counts(self) -> tuple[int, int]:
+        """(live, archived) record counts."""
+        archived = sum(1 for r in self.records.values() if r.archived)
+        return len(self.records) - archived, archived
+
+
+def parse_id(text: str) -> int | None:
+    """A record id from its string form, or None when it is not one."""
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
+
+
+def _fields(p: PropertyDef) -> dict[str, Any]:
+    return {name: getattr(p, name) for name in PropertyDef.__slots__}
+
+
+class Store:
+    """Every object type's records, the id sequence, and the writes that change them."""
+
+    def __init__(self) -> None:
+        self.types: dict[str, TypeStore] = {name: TypeStore(t) for name, t in OBJECT_TYPES.items()}
+        self.next_id = FIRST_ID
+
+    def reset(self, *, keep_custom_properties: bool = True) -> None:
+        """Empty every store. Ids keep increasing, as HubSpot's never repeat."""
+        for ts in self.types.values():
+            ts.reset(keep_custom=keep_custom_properties)
+
+    def __getitem__(self, name: str) -> TypeStore:
+        return self.types[name]
+
+    # -- writes ---------------------------------------------------------------
+
+    def create(
+        self,
+        ts: TypeStore,
+        props: dict[str, str],
+        assoc: list[tuple[str, int, AssocType]],
+        now_ms: int,
+        index_at: float,
+        delayed: bool,
+    ) -> Record:
+        """Create a record from checked properties and existing association targets."""
+        rid = self.next_id
+        self.next_id += 1
+        otype = ts.otype
+        stamp = iso_ms(now_ms)
+        full = {k: v for k, v in props.items() if v != ""}
+        full["hs_object_id"] = str(rid)
+        full[otype.created_prop] = stamp
+        full[otype.modified_prop] = stamp
+        rec = Record(rid, full, now_ms)
+        hist = rec.history
+        src_type, src_id = API_SOURCE
+        for name, value in full.items():
+            hist[name] = [(value, now_ms, src_type, src_id)]
+        for name in ("hs_object_id", otype.created_prop, otype.modified_prop):
+            hist[name] = [(full[name], now_ms, *CALC_SOURCE)]
+        ts.records[rid] = rec
+        for prop, index in ts.unique.items():
+            unique_value = full.get(prop)
+            if unique_value is not None:
+                index[ts.unique_key(prop, unique_value)] = rid
+        for to_type, to_id, atype in assoc:
+            self.associate(otype.name, rec, to_type, to_id, atype)
+        self._index(rec, full, index_at, delayed)
+        return rec
+
+    def update(
+        self,
+        ts: TypeStore,
+        rec: Record,
+        changes: dict[str, str],
+        now_ms: int,
+        index_at: float,
+        delayed: bool,
+    ) -> None:
+        """Apply checked property changes; an empty string clears a value."""
+        old = rec.props
+        new = dict(old)
+        changed = False
+        src_type, src_id = API_SOURCE
+        for name, value in changes.items():
+            if old.get(name, "") == value:
+                continue
+            changed = True
+            if name in ts.unique:
+                index = ts.unique[name]
+                if name in old:
+                    index.pop(ts.unique_key(name, old[name]), None)
+                if value != "":
+                    index[ts.unique_key(name, value)] = rec.id
+            if value == "":
+                new.pop(name, None)
+            else:
+                new[name] = value
+            rec.history.setdefault(name, []).append((value, now_ms, src_type, src_id))
+        if not changed:
+            return
+        modified = ts.otype.modified_prop
+        new[modified] = iso_ms(now_ms)
+        rec.history.setdefault(modified, []).append((new[modified], now_ms, *CALC_SOURCE))
+        rec.props = new
+        rec.updated_ms = now_ms
+        self._index(rec, new, index_at, delayed)
+
+    def archive(
+        self, ts: TypeStore, rec: Record, now_ms: int, index_at: float, delayed: bool
+    ) -> None:
+        """Soft-delete: hidden from reads and search, unique values released."""
+        if rec.archived:
+            return
+        rec.archived = True
+        rec.archived_ms = now_ms
+        for prop, index in ts.unique.items():
+            value = rec.props.get(prop)
+            if value is not None and index.get(ts.unique_key(prop, value)) == rec.id:
+                del index[ts.unique_key(prop, value)]
+        self._index(rec, None, index_at, delayed)
+
+    def purge(self, ts: TypeStore, rec: Record) -> None:
+        """GDPR delete: the record, its history and its associations are gone for good."""
+        if not rec.archived:
+            self.archive(ts, rec, rec.updated_ms, 0.0, False)
+        for to_type, targets in rec.assoc.items():
+            other = self.types[to_type]
+            for to_id in targets:
+                target = other.records.get(to_id)
+                if target is not None:
+                    back = target.assoc.get(ts.otype.name)
+                    if back is not None:
+                        back.pop(rec.id, None)
+        del ts.records[rec.id]
+
+    def associate(
+        self, from_type: str, rec: Record, to_type: str, to_id: int, atype: AssocType
+    ) -> bool:
+        """Link ``rec`` to an existing ``to_type`` record both ways; False if it is absent."""
+        target = self.types[to_type].live(to_id)
+        if target is None:
+            return False
+        forward = rec.assoc.setdefault(to_type, {}).setdefault(to_id, [])
+        if atype not in forward:
+            forward.append(atype)
+        reverse_id = _reverse_type_id(from_type, to_type, atype)
+        back = target.assoc.setdefault(from_type, {}).setdefault(rec.id, [])
+        if reverse_id not in back:
+            back.append(reverse_id)
+        return True
+
+    @staticmethod
+    def _index(rec: Record, view: dict[str, str] | None, index_at: float, delayed: bool) -> None:
+        if delayed or rec.pending:
+            rec.pending.append((index_at, view))
+        else:
+            rec.indexed = view
+
+
+def _reverse_type_id(from_type: str, to_type: str, atype: AssocType) -> AssocType:
+    category, type_id = atype
+    pair = ASSOCIATION_TYPES.get((from_type, to_type))
+    if category == "HUBSPOT_DEFINED" and pair is not None and pair[0] == type_id:
+        return category, ASSOCIATION_TYPES[(to_type, from_type)][0]
+    return atype

@@ -1,0 +1,182 @@
+"""Checking writes before they touch the store: property names, types and values,
+required properties, unique values, association targets, and the reject fault.
+
+A checker is used for one request, so values claimed by earlier inputs of the same
+batch count as taken for later ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sandbox.bodies import AssocIn, Props
+from sandbox.errors import ApiError, validation_error
+from sandbox.schema import InvalidValue, check_value, stringify
+from sandbox.store import TYPE_ID_PAIRS, AssocType, Record, Store, TypeStore, parse_id
+
+CATEGORIES = ("HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED")
+
+
+@dataclass(slots=True)
+class CreatePlan:
+    """A checked create: string properties and existing association targets."""
+
+    props: dict[str, str]
+    assoc: list[tuple[str, int, AssocType]]
+
+
+class WriteChecker:
+    """Checks creates and updates of one object type for one request."""
+
+    def __init__(self, store: Store, ts: TypeStore, reject: list[tuple[str, str]]) -> None:
+        self.store = store
+        self.ts = ts
+        self.reject = reject
+        self.claimed: dict[tuple[str, str], int] = {}  # (prop, key) -> input index
+
+    def create(self, raw: Props, assoc: list[AssocIn] | None, index: int) -> CreatePlan:
+        """A checked create plan, or an :class:`ApiError` naming what is wrong."""
+        props = self._properties(raw, creating=True)
+        self._unique(props, None, index)
+        return CreatePlan(props, self._associations(assoc or []))
+
+    def update(self, rec: Record, raw: Props, index: int) -> dict[str, str]:
+        """Checked property changes for ``rec``."""
+        props = self._properties(raw, creating=False)
+        self._unique(props, rec.id, index)
+        return props
+
+    def _properties(self, raw: Props, *, creating: bool) -> dict[str, str]:
+        defs = self.ts.props
+        out: dict[str, str] = {}
+        problems: list[dict[str, Any]] = []
+        for name, value in raw.items():
+            text = stringify(value)
+            prop = defs.get(name)
+            if prop is None:
+                problems.append(
+                    _problem(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
+                )
+                continue
+            if prop.read_only:
+                problems.append(
+                    _problem(
+                        name,
+                        "READ_ONLY_VALUE",
+                        f'"{name}" is a read only property; its value cannot be set.',
+                    )
+                )
+                continue
+            if text is None:
+                problems.append(
+                    _problem(name, "INVALID_VALUE", f"{name} must be a string, number or boolean")
+                )
+                continue
+            try:
+                out[name] = check_value(prop, text)
+            except InvalidValue as exc:
+                problems.append(_problem(name, exc.code, exc.message))
+        if creating:
+            for name in self.ts.otype.required:
+                if not out.get(name) and not any(p["name"] == name for p in problems):
+                    problems.append(_problem(name, "REQUIRED_FIELD", f"{name} is required"))
+        for prop_name, bad in self.reject:
+            if out.get(prop_name) == bad:
+                problems.append(
+                    _problem(
+                        prop_name,
+                        "INVALID_VALUE",
+                        f"{bad} was rejected for {prop_name} (sandbox reject fault)",
+                    )
+                )
+        if problems:
+            raise property_error(problems)
+        return out
+
+    def _unique(self, props: dict[str, str], own_id: int | None, index: int) -> None:
+        ts = self.ts
+        for prop in ts.unique:
+            value = props.get(prop)
+            if not value:
+                continue
+            key = ts.unique_key(prop, value)
+            owner = ts.owner_of(prop, value)
+            if owner is not None and owner != own_id:
+                raise conflict(ts, prop, value, str(owner))
+            other = self.claimed.get((prop, key))
+            if other is not None and other != index:
+                raise conflict(ts, prop, value, None)
+            self.claimed[(prop, key)] = index
+
+    def _associations(self, items: list[AssocIn]) -> list[tuple[str, int, AssocType]]:
+        from_type = self.ts.otype.name
+        out: list[tuple[str, int, AssocType]] = []
+        for item in items:
+            to_text = item.to.id if isinstance(item.to.id, str) else str(item.to.id)
+            to_id = parse_id(to_text)
+            if not item.types:
+                raise validation_error(
+                    "Each association needs at least one type", context={"ids": [to_text]}
+                )
+            for t in item.types:
+                if t.associationCategory not in CATEGORIES:
+                    raise validation_error(
+                        f"Unknown associationCategory {t.associationCategory!r}; expected one of {', '.join(CATEGORIES)}"
+                    )
+                pair = TYPE_ID_PAIRS.get(t.associationTypeId)
+                if (
+                    t.associationCategory != "HUBSPOT_DEFINED"
+                    or pair is None
+                    or pair[0] != from_type
+                ):
+                    raise validation_error(
+                        f"{t.associationCategory} association type {t.associationTypeId} is not valid "
+                        f"for {self.ts.otype.singular} associations",
+                        context={"associationTypeId": [str(t.associationTypeId)]},
+                    )
+                to_type = pair[1]
+                if to_id is None or self.store[to_type].live(to_id) is None:
+                    raise validation_error(
+                        f"One or more associations are invalid: {to_type} {to_text} does not exist",
+                        context={"ids": [to_text], "toObjectType": [to_type]},
+                        sub_category="crm.associations.INVALID_OBJECT_IDS",
+                    )
+                out.append((to_type, to_id, (t.associationCategory, t.associationTypeId)))
+        return out
+
+
+def _problem(name: str, code: str, message: str) -> dict[str, Any]:
+    return {"isValid": False, "message": message, "error": code, "name": name}
+
+
+def property_error(problems: list[dict[str, Any]]) -> ApiError:
+    """HubSpot's 400 for invalid property values, naming each offending property."""
+    names = [p["name"] for p in problems]
+    return validation_error(
+        "Property values were not valid: " + orjson.dumps(problems).decode(),
+        errors=[
+            {
+                "message": p["message"],
+                "code": p["error"],
+                "in": p["name"],
+                "context": {"propertyName": [p["name"]]},
+            }
+            for p in problems
+        ],
+        context={"propertyName": names},
+    )
+
+
+def conflict(ts: TypeStore, prop: str, value: str, existing: str | None) -> ApiError:
+    """409 ``CONFLICT``: another record already holds this unique value."""
+    noun = ts.otype.noun
+    ctx: dict[str, list[str]] = {"propertyName": [prop], "value": [value]}
+    if existing is not None:
+        ctx["existingId"] = [existing]
+        message = f"{noun} already exists. Existing ID: {existing}"
+    else:
+        message = f"Duplicate value {value!r} for unique property {prop} within the batch"
+    return ApiError(409, "CONFLICT", message, context=ctx)
