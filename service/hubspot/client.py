@@ -1,0 +1,470 @@
+"""``HubSpotClient``: every operation of the Calls API, plus the contacts and v4
+association calls the writer needs, as typed async methods.
+
+Methods are named after the spec's operationIds in snake_case and take the spec's
+parameters. Each is one :meth:`Session.request` (paced, retried, logged, measured); this
+module only builds paths, query parameters and bodies, and decodes answers. Batch methods
+take at most 100 inputs (split with :func:`service.hubspot.wire.chunks`) and answer a
+:class:`BatchResponse` whose ``http_status`` is 200/201, or 207 with item ``errors``; a
+whole-batch 400 raises :class:`HubSpotValidationError`.
+
+Creates are not idempotent: when their outcome is unknown the client raises
+:class:`HubSpotUnknownOutcome` rather than risk a duplicate, unless the caller passes
+``retry_unknown=True``. Everything else is retried within the deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, Self
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from service.hubspot.models import (
+    AssociationBatchCreateRequest,
+    AssociationBatchResponse,
+    AssociationCategory,
+    BatchArchiveRequest,
+    BatchCreateRequest,
+    BatchReadRequest,
+    BatchUpdateInput,
+    BatchUpdateRequest,
+    CallBatchResponse,
+    CallCreateInput,
+    CallUpdateInput,
+    CollectionResponse,
+    ContactCreateInput,
+    CrmObject,
+    GdprDeleteRequest,
+    SearchRequest,
+    SearchResponse,
+    decode_association_batch,
+    decode_batch,
+    decode_collection,
+    decode_object,
+    decode_search,
+    encode,
+)
+from service.hubspot.pacing import Clock
+from service.hubspot.session import Params, Session
+from service.hubspot.wire import CALL_TO_CONTACT, association_pair, check_batch, object_ids
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+CALLS: Final = "/crm/v3/objects/calls"
+CONTACTS: Final = "/crm/v3/objects/contacts"
+CALL_CONTACT_ASSOCIATIONS: Final = "/crm/v4/associations/calls/contacts/batch/create"
+
+_Search = Callable[[SearchRequest], Awaitable[SearchResponse]]
+
+
+def _query(
+    *,
+    limit: int | None = None,
+    after: str | None = None,
+    properties: Sequence[str] = (),
+    properties_with_history: Sequence[str] = (),
+    associations: Sequence[str] = (),
+    archived: bool | None = None,
+    id_property: str | None = None,
+) -> dict[str, str | int]:
+    """Query parameters as the spec has them: arrays comma-joined (form, no explode)."""
+    out: dict[str, str | int] = {}
+    if limit is not None:
+        out["limit"] = limit
+    if after:
+        out["after"] = after
+    if properties:
+        out["properties"] = ",".join(properties)
+    if properties_with_history:
+        out["propertiesWithHistory"] = ",".join(properties_with_history)
+    if associations:
+        out["associations"] = ",".join(associations)
+    if archived is not None:
+        out["archived"] = "true" if archived else "false"
+    if id_property:
+        out["idProperty"] = id_property
+    return out
+
+
+def _id(object_id: str) -> str:
+    return quote(object_id, safe="")
+
+
+class HubSpotClient:
+    """An async HubSpot client: one pooled connection set, one rate budget per process.
+
+    ``rate`` is requests per rolling 10 s (``CALLBRIDGE_HUBSPOT_RATE``), ``search_rate``
+    search requests per second, ``timeout_s`` each attempt's HTTP timeout, ``deadline_s``
+    how long one call may keep retrying 429s and transient failures. ``transport`` and
+    ``clock`` are for embedding and tests.
+
+    Use it as ``async with HubSpotClient(url, token) as hs: ...`` or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        rate: int = 100,
+        search_rate: int = 5,
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        deadline_s: float = 60.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.session = Session(
+            base_url,
+            token,
+            rate=rate,
+            search_rate=search_rate,
+            timeout_s=timeout_s,
+            transport=transport,
+            deadline_s=deadline_s,
+            clock=clock,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        deadline_s: float = 60.0,
+        clock: Clock = time.monotonic,
+    ) -> HubSpotClient:
+        """A client for ``CALLBRIDGE_HUBSPOT_URL``/``_TOKEN``/``_RATE``/``_SEARCH_RATE``/
+        ``_TIMEOUT_S``."""
+        return cls(
+            settings.hubspot_url,
+            settings.hubspot_token.get_secret_value(),
+            rate=settings.hubspot_rate,
+            search_rate=settings.hubspot_search_rate,
+            timeout_s=settings.hubspot_timeout_s,
+            transport=transport,
+            deadline_s=deadline_s,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        return f"HubSpotClient({self.session.base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.session.aclose()
+
+    async def _send(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: msgspec.Struct | None = None,
+        search: bool = False,
+        idempotent: bool = True,
+        retry_unknown: bool = False,
+    ) -> httpx.Response:
+        return await self.session.request(
+            operation,
+            method,
+            path,
+            params=params,
+            body=encode(body) if body is not None else None,
+            search=search,
+            idempotent=idempotent,
+            retry_unknown=retry_unknown,
+        )
+
+    # --- Calls: basic -----------------------------------------------------------------
+
+    async def list_calls(
+        self,
+        *,
+        limit: int = 10,
+        after: str | None = None,
+        properties: Sequence[str] = (),
+        properties_with_history: Sequence[str] = (),
+        associations: Sequence[str] = (),
+        archived: bool = False,
+    ) -> CollectionResponse:
+        """One page of calls (``listCalls``); ``.after`` is the next page's cursor."""
+        params = _query(
+            limit=limit,
+            after=after,
+            properties=properties,
+            properties_with_history=properties_with_history,
+            associations=associations,
+            archived=archived,
+        )
+        response = await self._send("listCalls", "GET", CALLS, params=params)
+        return decode_collection(response.content)
+
+    async def iter_calls(
+        self,
+        *,
+        page_size: int = 100,
+        properties: Sequence[str] = (),
+        properties_with_history: Sequence[str] = (),
+        associations: Sequence[str] = (),
+        archived: bool = False,
+    ) -> AsyncIterator[CrmObject]:
+        """Every call, page after page."""
+        after: str | None = None
+        while True:
+            page = await self.list_calls(
+                limit=page_size,
+                after=after,
+                properties=properties,
+                properties_with_history=properties_with_history,
+                associations=associations,
+                archived=archived,
+            )
+            for call in page.results:
+                yield call
+            after = page.after
+            if not after:
+                return
+
+    async def create_call(
+        self,
+        properties: Mapping[str, str] | CallCreateInput,
+        *,
+        retry_unknown: bool = False,
+    ) -> CrmObject:
+        """Create one call (``createCall``); a :class:`CallCreateInput` may carry
+        associations. Raises :class:`HubSpotUnknownOutcome` when the outcome is unknown,
+        unless ``retry_unknown``."""
+        body = (
+            properties
+            if isinstance(properties, CallCreateInput)
+            else CallCreateInput(properties=dict(properties))
+        )
+        response = await self._send(
+            "createCall", "POST", CALLS, body=body, idempotent=False, retry_unknown=retry_unknown
+        )
+        return decode_object(response.content)
+
+    async def get_call_by_id(
+        self,
+        call_id: str,
+        *,
+        properties: Sequence[str] = (),
+        properties_with_history: Sequence[str] = (),
+        associations: Sequence[str] = (),
+        archived: bool = False,
+        id_property: str | None = None,
+    ) -> CrmObject:
+        """One call (``getCallById``); raises :class:`HubSpotNotFound` if there is none."""
+        params = _query(
+            properties=properties,
+            properties_with_history=properties_with_history,
+            associations=associations,
+            archived=archived,
+            id_property=id_property,
+        )
+        response = await self._send("getCallById", "GET", f"{CALLS}/{_id(call_id)}", params=params)
+        return decode_object(response.content)
+
+    async def update_call(
+        self, call_id: str, properties: Mapping[str, str], *, id_property: str | None = None
+    ) -> CrmObject:
+        """Change some properties of one call (``updateCall``)."""
+        response = await self._send(
+            "updateCall",
+            "PATCH",
+            f"{CALLS}/{_id(call_id)}",
+            params=_query(id_property=id_property),
+            body=CallUpdateInput(properties=dict(properties)),
+        )
+        return decode_object(response.content)
+
+    async def archive_call(self, call_id: str) -> None:
+        """Move one call to the recycling bin (``archiveCall``)."""
+        await self._send("archiveCall", "DELETE", f"{CALLS}/{_id(call_id)}")
+
+    # --- Calls: batch -----------------------------------------------------------------
+
+    async def batch_create_calls(
+        self, inputs: Sequence[CallCreateInput], *, retry_unknown: bool = False
+    ) -> CallBatchResponse:
+        """Create up to 100 calls (``batchCreateCalls``). Give every input an
+        ``object_write_trace_id`` to match a 207's item errors (:func:`wire.outcomes`).
+        Raises :class:`HubSpotUnknownOutcome` when the outcome is unknown, unless
+        ``retry_unknown``."""
+        check_batch(inputs)
+        response = await self._send(
+            "batchCreateCalls",
+            "POST",
+            f"{CALLS}/batch/create",
+            body=BatchCreateRequest(inputs=list(inputs)),
+            idempotent=False,
+            retry_unknown=retry_unknown,
+        )
+        return decode_batch(response.content, response.status_code)
+
+    async def batch_read_calls(
+        self,
+        ids: Sequence[str],
+        *,
+        properties: Sequence[str] = (),
+        properties_with_history: Sequence[str] = (),
+        id_property: str | None = None,
+        archived: bool = False,
+    ) -> CallBatchResponse:
+        """Read up to 100 calls by id, or by a unique property (``batchReadCalls``);
+        missing ones are item errors of a 207."""
+        check_batch(ids)
+        body = BatchReadRequest(
+            inputs=object_ids(ids),
+            properties=list(properties),
+            properties_with_history=list(properties_with_history),
+            id_property=id_property,
+        )
+        response = await self._send(
+            "batchReadCalls",
+            "POST",
+            f"{CALLS}/batch/read",
+            params=_query(archived=archived),
+            body=body,
+        )
+        return decode_batch(response.content, response.status_code)
+
+    async def batch_update_calls(self, inputs: Sequence[BatchUpdateInput]) -> CallBatchResponse:
+        """Update up to 100 calls (``batchUpdateCalls``); item errors name ``context.ids``."""
+        check_batch(inputs)
+        response = await self._send(
+            "batchUpdateCalls",
+            "POST",
+            f"{CALLS}/batch/update",
+            body=BatchUpdateRequest(inputs=list(inputs)),
+        )
+        return decode_batch(response.content, response.status_code)
+
+    async def batch_archive_calls(self, ids: Sequence[str]) -> None:
+        """Archive up to 100 calls (``batchArchiveCalls``)."""
+        check_batch(ids)
+        await self._send(
+            "batchArchiveCalls",
+            "POST",
+            f"{CALLS}/batch/archive",
+            body=BatchArchiveRequest(inputs=object_ids(ids)),
+        )
+
+    # --- Calls: search and GDPR -------------------------------------------------------
+
+    async def search_calls(self, request: SearchRequest) -> SearchResponse:
+        """One page of a call search (``searchCalls``); spends the search budget too."""
+        response = await self._send(
+            "searchCalls", "POST", f"{CALLS}/search", body=request, search=True
+        )
+        return decode_search(response.content)
+
+    async def iter_search_calls(self, request: SearchRequest) -> AsyncIterator[CrmObject]:
+        """Every call the search matches, page after page (from ``request.after``)."""
+        async for found in self._iter_search(self.search_calls, request):
+            yield found
+
+    async def gdpr_delete_call(self, object_id: str, *, id_property: str | None = None) -> None:
+        """Delete one call for good (``gdprDeleteCall``)."""
+        await self._send(
+            "gdprDeleteCall",
+            "POST",
+            f"{CALLS}/gdpr-delete",
+            body=GdprDeleteRequest(object_id=object_id, id_property=id_property),
+        )
+
+    # --- Contacts ---------------------------------------------------------------------
+
+    async def search_contacts(self, request: SearchRequest) -> SearchResponse:
+        """One page of a contact search (e.g. by ``phone``); spends the search budget."""
+        response = await self._send(
+            "searchContacts", "POST", f"{CONTACTS}/search", body=request, search=True
+        )
+        return decode_search(response.content)
+
+    async def batch_read_contacts(
+        self,
+        ids: Sequence[str],
+        *,
+        properties: Sequence[str] = (),
+        id_property: str | None = None,
+        archived: bool = False,
+    ) -> CallBatchResponse:
+        """Read up to 100 contacts by id or by a unique property (e.g. ``email``)."""
+        check_batch(ids)
+        body = BatchReadRequest(
+            inputs=object_ids(ids), properties=list(properties), id_property=id_property
+        )
+        response = await self._send(
+            "batchReadContacts",
+            "POST",
+            f"{CONTACTS}/batch/read",
+            params=_query(archived=archived),
+            body=body,
+        )
+        return decode_batch(response.content, response.status_code)
+
+    async def create_contact(
+        self, properties: Mapping[str, str], *, retry_unknown: bool = False
+    ) -> CrmObject:
+        """Create one contact (handy for tests and set-up)."""
+        response = await self._send(
+            "createContact",
+            "POST",
+            CONTACTS,
+            body=ContactCreateInput(properties=dict(properties)),
+            idempotent=False,
+            retry_unknown=retry_unknown,
+        )
+        return decode_object(response.content)
+
+    # --- Associations (v4) ------------------------------------------------------------
+
+    async def batch_create_call_contact_associations(
+        self,
+        pairs: Iterable[tuple[str, str]],
+        *,
+        type_id: int = CALL_TO_CONTACT,
+        category: AssociationCategory = "HUBSPOT_DEFINED",
+    ) -> AssociationBatchResponse:
+        """Associate up to 100 ``(call_id, contact_id)`` pairs (v4 batch create; default
+        type 194, HubSpot-defined call→contact). Creating an existing one is a no-op."""
+        inputs = [association_pair(c, p, type_id, category) for c, p in pairs]
+        check_batch(inputs)
+        response = await self._send(
+            "batchCreateCallContactAssociations",
+            "POST",
+            CALL_CONTACT_ASSOCIATIONS,
+            body=AssociationBatchCreateRequest(inputs=inputs),
+        )
+        return decode_association_batch(response.content, response.status_code)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    @staticmethod
+    async def _iter_search(search: _Search, request: SearchRequest) -> AsyncIterator[CrmObject]:
+        after = request.after
+        while True:
+            page = await search(msgspec.structs.replace(request, after=after))
+            for found in page.results:
+                yield found
+            after = page.after
+            if not after or not page.results:
+                return
