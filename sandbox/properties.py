@@ -1,6 +1,13 @@
 """``/crm/v3/properties/{objectType}``: read property definitions and create custom
-ones — notably ``hasUniqueValue`` properties such as ``hs_call_external_id``, which the
-store then enforces (409 ``CONFLICT``) and ``idProperty`` reads accept."""
+ones — notably ``hasUniqueValue`` properties, which the store then enforces (409
+``CONFLICT``) and ``idProperty`` reads accept.
+
+Deviation from HubSpot, on purpose: ``hs_call_external_id`` is a built-in (non-unique)
+call property in HubSpot, and HubSpot answers 409 to creating a property that exists.
+The sandbox lets a create with ``hasUniqueValue: true`` turn an existing writable
+built-in *string* property unique (201), which callbridge's writer relies on; the
+upgraded definition then behaves like a custom one (kept across resets unless
+``{"properties": true}``). A second create of the same name is a 409."""
 
 from __future__ import annotations
 
@@ -63,7 +70,16 @@ async def create_property(request: Request, op: Op) -> Response:
             f"Invalid property type {body.type!r}; expected one of {', '.join(sorted(PROPERTY_TYPES))}",
             context={"propertyName": [body.name]},
         )
-    if body.name in ts.props:
+    existing = ts.props.get(body.name)
+    upgrade = (
+        existing is not None
+        and not existing.custom
+        and not existing.read_only
+        and not existing.unique
+        and existing.type == body.type == "string"
+        and body.hasUniqueValue
+    )
+    if existing is not None and not upgrade:
         raise ApiError(
             409,
             "CONFLICT",
