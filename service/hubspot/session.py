@@ -90,7 +90,7 @@ class Session:
         self._clock = clock
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(
-            initial=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s
+            multiplier=backoff_initial_s, max=backoff_max_s, jitter=backoff_initial_s
         )
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
