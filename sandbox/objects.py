@@ -159,7 +159,7 @@ async def search_objects(request: Request, op: Op) -> Response:
     total, page, nxt = run_search(ts, req, sb.clock.monotonic())
     body: dict[str, object] = {
         "total": total,
-        "results": [render(ts, r, req.properties) for r in page],
+        "results": [render(ts, r, req.properties, values=view) for r, view in page],
     }
     if nxt is not None:
         body["paging"] = {"next": {"after": str(nxt)}}

@@ -17,10 +17,13 @@ def render(
     assoc: list[str] | None = None,
     *,
     full: bool = False,
+    values: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """One record: all stored properties when ``full`` (write responses), otherwise the
-    type's default properties plus those requested. Unset properties are omitted."""
-    values = rec.props
+    type's default properties plus those requested. Unset properties are omitted.
+    ``values`` overrides the record's properties (search shows its indexed view)."""
+    if values is None:
+        values = rec.props
     if full:
         shown = dict(values)
     else:

@@ -203,8 +203,11 @@ def _sort(ts: TypeStore, sorts: list[SortIn | str]) -> tuple[str, bool] | None:
     return s.propertyName, s.direction == "DESCENDING"
 
 
-def run_search(ts: TypeStore, req: SearchIn, now: float) -> tuple[int, list[Record], int | None]:
-    """(total, the page of records, next offset or None) for a decoded search request."""
+Hit = tuple[Record, Props]
+
+
+def run_search(ts: TypeStore, req: SearchIn, now: float) -> tuple[int, list[Hit], int | None]:
+    """(total, the page of (record, search view) hits, next offset or None)."""
     groups = req.filterGroups
     if len(groups) > MAX_GROUPS:
         raise validation_error(f"Too many filter groups: {len(groups)}, the limit is {MAX_GROUPS}")
@@ -235,7 +238,7 @@ def run_search(ts: TypeStore, req: SearchIn, now: float) -> tuple[int, list[Reco
     query = compile_query(ts, req.query)
     sort = _sort(ts, req.sorts)
 
-    matched: list[tuple[Record, Props]] = []
+    matched: list[Hit] = []
     for rec in ts.records.values():
         view = rec.search_view(now)
         if view is None:
@@ -248,13 +251,13 @@ def run_search(ts: TypeStore, req: SearchIn, now: float) -> tuple[int, list[Reco
     if sort is not None:
         name, desc = sort
         key = _key_fn(_kind(ts, name))
-        present = [(key(v[name]) if name in v else None, r) for r, v in matched]
-        have = [(k, r) for k, r in present if k is not None]
-        missing = [r for k, r in present if k is None]
-        have.sort(key=lambda kr: kr[0], reverse=desc)
-        ordered = [r for _, r in have] + missing
+        present = [(key(hit[1][name]) if name in hit[1] else None, hit) for hit in matched]
+        have = [(k, hit) for k, hit in present if k is not None]
+        missing = [hit for k, hit in present if k is None]
+        have.sort(key=lambda kh: kh[0], reverse=desc)
+        ordered = [hit for _, hit in have] + missing
     else:
-        ordered = [r for r, _ in matched]
+        ordered = matched
     total = len(ordered)
     end = min(offset + limit, MAX_RESULTS)
     page = ordered[offset:end]
