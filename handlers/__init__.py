@@ -20,7 +20,15 @@ from handlers.base import (
 )
 
 #: provider modules under handlers/, each exposing ``PROVIDER``.
-PROVIDER_MODULES: tuple[str, ...] = ("generic",)
+PROVIDER_MODULES: tuple[str, ...] = (
+    "generic",
+    "twilio",
+    "aircall",
+    "zoom",
+    "ringcentral",
+    "vonage",
+    "dialpad",
+)
 
 
 def _load() -> dict[str, Provider]:

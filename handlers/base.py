@@ -51,15 +51,6 @@ class WebhookRequest:
 
 
 @dataclass(frozen=True)
-class Verification:
-    """A successful verification. ``replay_id`` (e.g. a JWT ``jti``) must be seen only once
-    within ``replay_ttl_s``; the ingress keeps the memory of seen ids."""
-
-    replay_id: str | None = None
-    replay_ttl_s: float = 600.0
-
-
-@dataclass(frozen=True)
 class Reply:
     """An answer to send back without producing anything (a handshake)."""
 
@@ -67,6 +58,21 @@ class Reply:
     body: bytes = b""
     media_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A successful verification. ``replay_id`` (e.g. a JWT ``jti``) must be seen only once
+    within ``replay_ttl_s``; the ingress keeps the memory of seen ids.
+
+    ``reply``, when set, is a handshake answer that needs the secret to compute (Zoom's
+    ``endpoint.url_validation``: ``parse`` never sees the secret): the ingress sends it
+    at once and neither parses nor produces anything.
+    """
+
+    replay_id: str | None = None
+    replay_ttl_s: float = 600.0
+    reply: Reply | None = None
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Final, TypeVar
 
+import msgspec
 import phonenumbers
 
 from handlers.base import InvalidEvent, NormalizeOptions
 from service.model import CALL_SOURCE
+
+T = TypeVar("T")
 
 
 def consteq(a: str | bytes, b: str | bytes) -> bool:
@@ -128,3 +135,97 @@ def require_mapping(value: object, what: str) -> Mapping[str, object]:
     if not isinstance(value, Mapping):
         raise InvalidEvent(f"{what} must be a JSON object")
     return value
+
+
+# --- helpers shared by the provider modules (twilio, aircall, zoom, ringcentral, vonage,
+# dialpad). Every failure is an ``InvalidEvent`` (parse) so the ingress answers 400.
+
+#: the longest duration a provider may report (a week): beyond it the payload is nonsense,
+#: and date arithmetic on it could overflow.
+MAX_DURATION_MS: Final = 7 * 24 * 3600 * 1000
+#: fewer digits than this is an internal extension or a placeholder, not a phone number.
+MIN_NUMBER_DIGITS: Final = 7
+
+
+def hmac_sha256_hex(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """A typed JSON body, or ``InvalidEvent`` naming what is wrong."""
+    try:
+        return decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidEvent(f"malformed payload: {exc}") from exc
+
+
+def duration_ms(value: object, scale: float = 1) -> int | None:
+    """A non-negative duration (``value`` times ``scale`` ms) from a number or numeric string."""
+    if value is None or value == "":
+        return None
+    number: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number) or not 0 <= number * scale <= MAX_DURATION_MS:
+        raise InvalidEvent(f"invalid duration: {value!r}")
+    return round(number * scale)
+
+
+def minus_ms(dt: datetime, ms: int | None) -> datetime:
+    """``dt`` moved ``ms`` milliseconds earlier (e.g. an end time back to the start)."""
+    if not ms:
+        return dt
+    try:
+        return dt - timedelta(milliseconds=ms)
+    except OverflowError as exc:
+        raise InvalidEvent("timestamp out of range") from exc
+
+
+def between_ms(start: datetime | None, end: datetime | None) -> int | None:
+    """The milliseconds from ``start`` to ``end`` when both are known and in order."""
+    if start is None or end is None or end < start:
+        return None
+    ms = round((end - start).total_seconds() * 1000)
+    return ms if ms <= MAX_DURATION_MS else None
+
+
+def rfc2822_time(value: str) -> datetime:
+    """An RFC 2822 date (``Tue, 03 Mar 2026 15:04:05 +0000``) as aware UTC."""
+    try:
+        dt = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError) as exc:
+        raise InvalidEvent(f"invalid RFC 2822 timestamp: {value!r}") from exc
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def maybe_time(value: object) -> datetime | None:
+    """``parse_time`` for optional fields: ``None``/empty stays ``None``."""
+    if value is None or value == "":
+        return None
+    return parse_time(value)
+
+
+def ident(value: object) -> str | None:
+    """A provider id (string or integer) as a non-empty string, else ``None``."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def phone(value: str | None, region: str) -> str | None:
+    """A telephone number in E.164 (or as given when it does not parse); SIP URIs, client
+    identities, internal extensions and "Anonymous" are not numbers (``None``)."""
+    if value is None or value.strip().lower().startswith(("client:", "sip:", "sips:")):
+        return None
+    if sum(c.isdigit() for c in value) < MIN_NUMBER_DIGITS:
+        return None  # "Anonymous", "Restricted", internal extensions ("1001")…
+    return e164(value, region)
