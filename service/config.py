@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     writer_linger_ms: int = Field(default=500, ge=0)
     writer_max_buffer: int = Field(default=5000, ge=100)
     writer_flush_deadline_s: float = Field(default=20.0, gt=0)
+    #: wait this long after a create of unknown outcome before searching HubSpot for it
+    #: (HubSpot's search index lags writes by a few seconds)
+    writer_reconcile_after_s: float = Field(default=10.0, ge=0)
     contact_cache_ttl_s: float = 300.0
     contact_negative_ttl_s: float = 30.0
 

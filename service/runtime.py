@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -46,7 +46,7 @@ def install_stop_handler(stop: Callable[[], None]) -> None:
 
 async def serve_until_stopped(
     servers: list[Server],
-    workers: list[Callable[[], Awaitable[None]]],
+    workers: list[Callable[[], Coroutine[Any, Any, None]]],
     stops: list[Callable[[], None]],
 ) -> None:
     """Run uvicorn servers and worker coroutines until a signal, then stop them all."""
