@@ -47,7 +47,7 @@ def closure(roots: list[Requirement]) -> dict[str, str]:
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
-            raise SystemExit(f"{name} is required but not installed: run `make install` first")
+            raise SystemExit(f"{name} is required but not installed: run `make install`") from None
         pinned[name] = dist.version
         for line in dist.requires or []:
             dep = Requirement(line)

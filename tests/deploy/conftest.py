@@ -1,18 +1,10 @@
-"""Each overlay is rendered once per session; tests share the parsed objects."""
+"""Each overlay is rendered once per session; every test gets its own copy of the objects."""
 
 from __future__ import annotations
 
-import copy
-from functools import cache
-
 import pytest
 
-from tests.deploy.helpers import K8S, OVERLAYS, Doc, kustomize
-
-
-@cache
-def _render(overlay: str) -> tuple[Doc, ...]:
-    return tuple(kustomize(K8S / "overlays" / overlay))
+from tests.deploy.helpers import OVERLAYS, Doc, render
 
 
 @pytest.fixture(params=OVERLAYS)
@@ -23,11 +15,11 @@ def overlay(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def rendered(overlay: str) -> list[Doc]:
-    """The objects `kubectl kustomize` renders for ``overlay`` (a private copy per test)."""
-    return copy.deepcopy(list(_render(overlay)))
+    """The objects `kubectl kustomize` renders for ``overlay``."""
+    return render(overlay)
 
 
 @pytest.fixture
 def rendered_all() -> dict[str, list[Doc]]:
     """Every overlay's rendered objects, by overlay name."""
-    return {o: copy.deepcopy(list(_render(o))) for o in OVERLAYS}
+    return {o: render(o) for o in OVERLAYS}

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import typing
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,16 @@ def kustomize(path: Path) -> list[Doc]:
     if out.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {path} failed:\n{out.stderr}")
     return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+@cache
+def _rendered(overlay: str) -> str:
+    return json.dumps(kustomize(K8S / "overlays" / overlay))
+
+
+def render(overlay: str) -> list[Doc]:
+    """An overlay's rendered objects: rendered once per session, a fresh copy per call."""
+    return typing.cast(list[Doc], json.loads(_rendered(overlay)))
 
 
 def load_yaml_all(path: Path) -> list[Doc]:

@@ -194,7 +194,7 @@ def _writer_ceiling(docs: list[Doc]) -> int:
     for so in of_kind(docs, "ScaledObject"):
         if so["spec"]["scaleTargetRef"]["name"] in names:
             ceiling = max(ceiling, so["spec"]["maxReplicaCount"])
-    return ceiling
+    return int(ceiling)
 
 
 def test_writers_never_outnumber_partitions(rendered: list[Doc]) -> None:
