@@ -39,6 +39,7 @@ from service.model import STATUS_RANK, CallEvent
 NAME: Final = "generic"
 TOLERANCE_S: Final = 300
 MAX_EVENTS: Final = 100
+MAX_DURATION_MS: Final = 7 * 24 * 3600 * 1000
 
 EventType = Literal[
     "call.started", "call.ringing", "call.answered", "call.ended", "call.recording", "call.updated"
@@ -115,14 +116,14 @@ def decode(body: bytes) -> list[GenericEvent]:
     """The events of a body, or ``InvalidEvent`` naming what is wrong."""
     try:
         head = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise InvalidEvent(f"malformed JSON: {exc}") from exc
     try:
         if isinstance(head, dict) and "events" in head:
             events = _batch.decode(body).events
         else:
             events = [_single.decode(body)]
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise InvalidEvent(str(exc)) from exc
     if not events:
         raise InvalidEvent("no events")
@@ -138,8 +139,8 @@ def normalize(event: GenericEvent, options: NormalizeOptions) -> CallEvent:
     status = event.status.upper() if event.status else TYPE_STATUS.get(event.type)
     if status is not None and status not in STATUS_RANK:
         raise InvalidEvent(f"unknown status {event.status!r}")
-    if event.duration_ms is not None and event.duration_ms < 0:
-        raise InvalidEvent("duration_ms must not be negative")
+    if event.duration_ms is not None and not 0 <= event.duration_ms <= MAX_DURATION_MS:
+        raise InvalidEvent(f"duration_ms must be between 0 and {MAX_DURATION_MS}")
     direction = event.direction.upper() if event.direction else None
     from_number = e164(event.from_, options.default_region)
     to_number = e164(event.to, options.default_region)

@@ -1,0 +1,160 @@
+"""The ingress on the real broker: contract status codes, nothing produced on bad input,
+503 while Kafka is down and recovery without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from service.config import Settings
+from service.kafka import ensure_topics
+from service.localkafka import LocalKafka, free_port
+from tests.e2e.helpers import generic_event, post_generic, signed
+from tests.fixtures.kafka import KafkaEnv
+from tests.fixtures.services import SECRETS, serve_ingress
+
+
+async def test_accepted_event_is_on_the_topic_with_key_and_headers(
+    ingress_url: str, kafka: KafkaEnv
+) -> None:
+    """A valid signed event → 202, one record keyed generic:<call_id> with event_id/provider headers."""
+    async with httpx.AsyncClient() as client:
+        response = await post_generic(client, ingress_url, generic_event("k-1"))
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1, "keys": ["generic:k-1"]}
+    records = await kafka.records(kafka.settings.topic_events)
+    assert [r.key for r in records] == [b"generic:k-1"]
+    assert dict(records[0].headers) == {"event_id": b"k-1:call.ended", "provider": b"generic"}
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "error"),
+    [
+        ("bad_signature", 401, "invalid signature"),
+        ("wrong_secret", 401, "invalid signature"),
+        ("missing_signature", 401, "invalid signature"),
+        ("stale_timestamp", 401, "invalid signature"),
+        ("malformed_json", 400, "invalid event"),
+        ("missing_field", 400, "invalid event"),
+        ("unknown_status", 400, "invalid event"),
+        ("too_many_events", 400, "invalid event"),
+        ("too_large", 413, "payload too large"),
+        ("wrong_content_type", 415, "unsupported media type"),
+        ("unknown_provider", 404, "unknown provider"),
+    ],
+)
+async def test_bad_requests_get_contract_status_and_produce_nothing(
+    ingress_url: str, kafka: KafkaEnv, case: str, status: int, error: str
+) -> None:
+    """Each kind of bad request gets the contract's status and JSON error; the topic stays empty."""
+    body = orjson.dumps(generic_event("bad-1"))
+    headers = signed(body)
+    path = "/webhooks/generic"
+    if case == "bad_signature":
+        headers["x-callbridge-signature"] = "v1=" + "0" * 64
+    elif case == "wrong_secret":
+        headers = signed(body, secret="not-the-secret")
+    elif case == "missing_signature":
+        del headers["x-callbridge-signature"]
+    elif case == "stale_timestamp":
+        headers = signed(body, ts=int(time.time()) - 301)
+    elif case == "malformed_json":
+        body = b'{"event_id": "e", "call_id": '
+        headers = signed(body)
+    elif case == "missing_field":
+        body = orjson.dumps({"event_id": "e1", "type": "call.ended"})
+        headers = signed(body)
+    elif case == "unknown_status":
+        body = orjson.dumps(generic_event("bad-1", status="TELEPORTED"))
+        headers = signed(body)
+    elif case == "too_many_events":
+        body = orjson.dumps({"events": [generic_event(f"m-{i}") for i in range(101)]})
+        headers = signed(body)
+    elif case == "too_large":
+        body = orjson.dumps(generic_event("big", notes="x" * (1024 * 1024)))
+        headers = signed(body)
+    elif case == "wrong_content_type":
+        headers["content-type"] = "text/plain"
+    elif case == "unknown_provider":
+        path = "/webhooks/nosuchprovider"
+    async with httpx.AsyncClient() as client:
+        response = await client.post(ingress_url + path, content=body, headers=headers)
+    assert response.status_code == status
+    assert response.json()["error"] == error
+    assert await kafka.records(kafka.settings.topic_events) == []
+
+
+async def test_disabled_provider_answers_404(kafka: KafkaEnv) -> None:
+    """A provider without its secret configured is disabled: 404 provider not enabled."""
+    settings = kafka.settings.model_copy(update={"generic_secret": None})
+    async with serve_ingress(settings) as url, httpx.AsyncClient() as client:
+        response = await post_generic(client, url, generic_event("off-1"))
+    assert response.status_code == 404
+    assert response.json() == {"error": "provider not enabled", "detail": "generic"}
+
+
+async def test_batch_body_produces_every_event(ingress_url: str, kafka: KafkaEnv) -> None:
+    """{"events": [...]} with several events → one record per event, all acknowledged."""
+    events = [generic_event(f"b-{i}") for i in range(5)]
+    async with httpx.AsyncClient() as client:
+        response = await post_generic(client, ingress_url, {"events": events})
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 5
+    records = await kafka.records(kafka.settings.topic_events)
+    assert sorted(r.key for r in records) == [f"generic:b-{i}".encode() for i in range(5)]
+
+
+async def test_health_ready_and_metrics(ingress_url: str) -> None:
+    """/healthz and /readyz answer 200 with Kafka up; /metrics exposes the ingress counters."""
+    async with httpx.AsyncClient() as client:
+        await post_generic(client, ingress_url, generic_event("m-1"))
+        assert (await client.get(ingress_url + "/healthz")).status_code == 200
+        assert (await client.get(ingress_url + "/readyz")).status_code == 200
+        text = (await client.get(ingress_url + "/metrics")).text
+    assert 'callbridge_ingress_requests_total{provider="generic",status="202"}' in text
+    assert "callbridge_kafka_produce_seconds_bucket" in text
+
+
+async def test_broker_down_gives_503_then_recovers_without_restart() -> None:
+    """Kafka killed → 503 and /readyz fails; Kafka back on the same data → 202 again, same process."""
+    broker = LocalKafka(
+        data_dir=Path(tempfile.mkdtemp(prefix="callbridge-down-")),
+        port=free_port(),
+        controller_port=free_port(),
+    )
+    broker.start(fresh=True)
+    try:
+        await broker.wait_ready()
+        settings = Settings(
+            kafka_bootstrap=broker.bootstrap,
+            generic_secret=SECRETS["generic"],  # type: ignore[arg-type]
+            topic_partitions=1,
+            produce_timeout_s=1.5,
+        )
+        await ensure_topics(settings)
+        async with serve_ingress(settings) as url, httpx.AsyncClient(timeout=10) as client:
+            assert (await post_generic(client, url, generic_event("up-1"))).status_code == 202
+            broker.kill()
+            down = await post_generic(client, url, generic_event("down-1"))
+            assert down.status_code == 503
+            assert down.json()["error"] == "kafka unavailable"
+            assert (await client.get(url + "/readyz")).status_code == 503
+            broker.start()
+            await broker.wait_ready()
+            deadline = time.monotonic() + 60
+            status = 0
+            while time.monotonic() < deadline:
+                status = (await post_generic(client, url, generic_event("back-1"))).status_code
+                if status == 202:
+                    break
+                await asyncio.sleep(0.5)
+            assert status == 202
+            assert (await client.get(url + "/readyz")).status_code == 200
+    finally:
+        broker.stop()
