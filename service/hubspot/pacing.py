@@ -29,9 +29,9 @@ Clock = Callable[[], float]
 class RollingWindow:
     """At most ``limit`` requests in any ``interval_s``, with ``margin_s`` to spare.
 
-    ``margin_s`` (default 2 % of the interval) keeps a request from landing on the
-    window's edge on HubSpot's side, where network jitter would count it in the window
-    we thought it had left.
+    ``margin_s`` (default 2 % of the interval, at least 50 ms) keeps a request from
+    landing on the window's edge on HubSpot's side, where network jitter would count it
+    in the window we thought it had left.
     """
 
     def __init__(
@@ -48,7 +48,7 @@ class RollingWindow:
             raise ValueError("interval must be positive")
         self.configured_limit = limit
         self.interval_s = interval_s
-        self.margin_s = interval_s * 0.02 if margin_s is None else margin_s
+        self.margin_s = max(interval_s * 0.02, 0.05) if margin_s is None else margin_s
         self.clock = clock
         self._server_limit: int | None = None
         self._slots: deque[float] = deque()  # booked send times, sorted
