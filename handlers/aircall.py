@@ -119,7 +119,7 @@ _token = msgspec.json.Decoder(_TokenOnly)
 def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
     try:
         token = _token.decode(request.body).token
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise InvalidSignature("no token: the body is not an Aircall JSON object") from exc
     if not token:
         raise InvalidSignature("missing token")

@@ -59,7 +59,7 @@ def parse_time(value: object) -> datetime:
             raise InvalidEvent(f"invalid timestamp: {value!r}") from exc
     if isinstance(value, str):
         text = value.strip()
-        if text.isdigit():
+        if text.isascii() and text.isdigit():
             return parse_time(int(text))
         try:
             dt = datetime.fromisoformat(text)
@@ -155,7 +155,8 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     """A typed JSON body, or ``InvalidEvent`` naming what is wrong."""
     try:
         return decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        # msgspec reports invalid UTF-8 inside a string as UnicodeDecodeError
         raise InvalidEvent(f"malformed payload: {exc}") from exc
 
 

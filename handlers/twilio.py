@@ -229,7 +229,9 @@ def status_event(params: Params, call_sid: str, options: NormalizeOptions) -> Ca
         raise InvalidEvent("status callback without Timestamp")
     fired = rfc2822_time(timestamp)
     sequence_text = _first(params, "SequenceNumber")
-    if sequence_text is not None and not sequence_text.strip().isdigit():
+    if sequence_text is not None and not (
+        sequence_text.isascii() and sequence_text.strip().isdigit() and len(sequence_text) < 19
+    ):
         raise InvalidEvent(f"invalid SequenceNumber {sequence_text!r}")
     sequence = int(sequence_text) if sequence_text is not None else epoch_ms(fired)
     duration = (

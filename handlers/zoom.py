@@ -182,7 +182,7 @@ def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
     timestamp = request.headers.get("x-zm-request-timestamp")
     if not signature or not timestamp:
         raise InvalidSignature("missing x-zm-signature or x-zm-request-timestamp")
-    if not timestamp.isdigit() or len(timestamp) > 16:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 16:
         raise InvalidSignature("x-zm-request-timestamp is not a Unix time")
     sent = int(timestamp)
     sent_s = sent / 1000 if sent > 10_000_000_000 else sent  # seconds; tolerate milliseconds
@@ -192,7 +192,7 @@ def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
         raise InvalidSignature("signature mismatch")
     try:
         head = _challenge.decode(request.body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return Verification()  # authentic but malformed: parse answers 400
     if head.event == URL_VALIDATION:
         token = head.payload.plainToken if head.payload else None
