@@ -23,6 +23,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Final
 from urllib.parse import parse_qs, parse_qsl, urlparse
@@ -155,7 +156,8 @@ def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
     except ValueError as exc:
         raise InvalidSignature(f"unusable URL: {exc}") from exc
     params: Params
-    if "bodySHA256" in query:
+    json_body = "bodySHA256" in query
+    if json_body:
         if not consteq(hashlib.sha256(request.body).hexdigest(), query["bodySHA256"][0]):
             raise InvalidSignature("bodySHA256 does not match the body")
         params = {}
@@ -167,6 +169,13 @@ def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
     ):
         raise InvalidSignature("signature mismatch")
     timestamp = _first(params, "Timestamp")
+    if json_body:  # the (hash-verified) JSON body may carry the signed Timestamp too
+        try:
+            timestamp = _first(
+                decode(replace(request, headers={"content-type": "application/json"})), "Timestamp"
+            )
+        except InvalidEvent:
+            timestamp = None
     if timestamp is not None:
         try:
             fired = rfc2822_time(timestamp).timestamp()

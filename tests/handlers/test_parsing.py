@@ -102,8 +102,7 @@ def test_status_progression_never_goes_back_and_ends_terminal() -> None:
 
 
 def test_hs_timestamp_of_later_events_is_never_before_the_first() -> None:
-    """hs_timestamp is the call's best known start: no later event claims an earlier one
-    than the first event of the call (the writer keeps the earliest)."""
+    """No later event of a call claims an earlier hs_timestamp than its first event."""
     first: dict[str, str] = {}
     for fx in PARSED:
         for event in events_of(fx):

@@ -214,6 +214,13 @@ def test_twilio_json_body_must_match_body_sha256() -> None:
         verify(replace(request, body=request.body + b" "), "twilio", fx.now)
 
 
+def test_twilio_json_body_with_stale_timestamp_is_refused() -> None:
+    """The JSON variant's own ``Timestamp`` (covered by bodySHA256) is held to the window."""
+    fx = fixture("twilio", "status_completed_json")
+    with pytest.raises(InvalidSignature, match="window"):
+        verify(signed(fx), "twilio", fx.now + twilio.TOLERANCE_S + 1)
+
+
 def test_twilio_callback_without_timestamp_has_no_window() -> None:
     """Recording callbacks carry no ``Timestamp``: only the signature is checked."""
     fx = fixture("twilio", "recording_completed")
