@@ -25,6 +25,8 @@ from service.hubspot.errors import (
     HubSpotValidationError,
 )
 from service.hubspot.models import (
+    AssociatedObject,
+    AssociatedObjects,
     AssociationBatchResponse,
     AssociationInput,
     AssociationResult,
@@ -56,15 +58,14 @@ from service.hubspot.wire import (
     association_pair,
     chunks,
     create_input,
-    dead,
-    ok,
     outcomes,
-    retry,
     update_input,
 )
 
 __all__ = [
     "MAX_BATCH",
+    "AssociatedObject",
+    "AssociatedObjects",
     "AssociationBatchResponse",
     "AssociationInput",
     "AssociationResult",
@@ -104,9 +105,6 @@ __all__ = [
     "association_pair",
     "chunks",
     "create_input",
-    "dead",
-    "ok",
     "outcomes",
-    "retry",
     "update_input",
 ]

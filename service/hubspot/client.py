@@ -16,7 +16,7 @@ Creates are not idempotent: when their outcome is unknown the client raises
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 from urllib.parse import quote
@@ -59,8 +59,6 @@ if TYPE_CHECKING:
 CALLS: Final = "/crm/v3/objects/calls"
 CONTACTS: Final = "/crm/v3/objects/contacts"
 CALL_CONTACT_ASSOCIATIONS: Final = "/crm/v4/associations/calls/contacts/batch/create"
-
-_Search = Callable[[SearchRequest], Awaitable[SearchResponse]]
 
 
 def _query(
@@ -378,8 +376,14 @@ class HubSpotClient:
 
     async def iter_search_calls(self, request: SearchRequest) -> AsyncIterator[CrmObject]:
         """Every call the search matches, page after page (from ``request.after``)."""
-        async for found in self._iter_search(self.search_calls, request):
-            yield found
+        after = request.after
+        while True:
+            page = await self.search_calls(msgspec.structs.replace(request, after=after))
+            for found in page.results:
+                yield found
+            after = page.after
+            if not after or not page.results:
+                return
 
     async def gdpr_delete_call(self, object_id: str, *, id_property: str | None = None) -> None:
         """Delete one call for good (``gdprDeleteCall``)."""
@@ -455,16 +459,3 @@ class HubSpotClient:
             body=AssociationBatchCreateRequest(inputs=inputs),
         )
         return decode_association_batch(response.content, response.status_code)
-
-    # --- helpers ----------------------------------------------------------------------
-
-    @staticmethod
-    async def _iter_search(search: _Search, request: SearchRequest) -> AsyncIterator[CrmObject]:
-        after = request.after
-        while True:
-            page = await search(msgspec.structs.replace(request, after=after))
-            for found in page.results:
-                yield found
-            after = page.after
-            if not after or not page.results:
-                return

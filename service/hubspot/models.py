@@ -14,7 +14,7 @@ Pure data: no I/O, importable by the sans-I/O wire layer.
 
 from __future__ import annotations
 
-from typing import Any, Final, Generic, Literal, TypeVar, get_args
+from typing import Final, Generic, Literal, TypeVar, get_args
 
 import msgspec
 
@@ -189,10 +189,24 @@ class PropertyHistory(_Response):
     updated_by_user_id: int | None = None
 
 
+class AssociatedObject(_Response):
+    """One associated object in a v3 read: its id and the association type's label."""
+
+    id: str
+    type: str | None = None
+
+
+class AssociatedObjects(_Response):
+    """``{"results": [{id, type}, ...]}``: an object's associations with one type."""
+
+    results: list[AssociatedObject] = msgspec.field(default_factory=list)
+
+
 class CrmObject(_Response):
     """A CRM object as HubSpot answers it (``Call`` in the spec; contacts look the same).
 
-    Property values are strings, or ``null`` when a requested property has no value.
+    Property values are strings, or ``null`` when a requested property has no value;
+    ``associations`` (when requested) maps an object type to the associated ids.
     """
 
     id: str
@@ -203,7 +217,7 @@ class CrmObject(_Response):
     archived: bool = False
     archived_at: str | None = None
     object_write_trace_id: str | None = None
-    associations: dict[str, Any] | None = None
+    associations: dict[str, AssociatedObjects] | None = None
 
 
 Call = CrmObject

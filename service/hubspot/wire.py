@@ -90,18 +90,6 @@ class Dead(msgspec.Struct, frozen=True):
 ItemOutcome = Ok | Retry | Dead
 
 
-def ok(id: str) -> Ok:
-    return Ok(id)
-
-
-def retry(reason: str = "not in the answer") -> Retry:
-    return Retry(reason)
-
-
-def dead(category: str, message: str, status: int, correlation_id: str | None = None) -> Dead:
-    return Dead(category, message, status, correlation_id)
-
-
 # --- payloads -------------------------------------------------------------------------
 
 

@@ -68,7 +68,7 @@ async def test_create_call_with_contact_association(hs: HubSpotClient) -> None:
     created = await hs.create_call(body)
     got = await hs.get_call_by_id(created.id, associations=["contacts"])
     assert got.associations is not None
-    assert [r["id"] for r in got.associations["contacts"]["results"]] == [contact.id]
+    assert [r.id for r in got.associations["contacts"].results] == [contact.id]
 
 
 async def test_list_and_iterate_more_than_250_calls(hs: HubSpotClient) -> None:

@@ -47,7 +47,7 @@ async def test_batch_create_call_contact_associations(hs: HubSpotClient) -> None
     assert {str(r.to_object_id) for r in answer.results} == {contact.id}
     got = await hs.get_call_by_id(calls[0].id, associations=["contacts"])
     assert got.associations is not None
-    assert [r["id"] for r in got.associations["contacts"]["results"]] == [contact.id]
+    assert [r.id for r in got.associations["contacts"].results] == [contact.id]
 
     again = await hs.batch_create_call_contact_associations(
         [(calls[0].id, contact.id), (calls[1].id, "987654321")]
