@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -129,6 +129,8 @@ async def dispatch(
         response = json_response(
             err.body(correlation_id), err.status, {**headers, **(err.headers or {})}
         )
+    except ClientDisconnect:
+        response = Response(status_code=499)  # nobody is listening; counted, not logged
     except Exception:
         log.exception("sandbox_handler_failed", operation=op.name)
         response = json_response(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -25,7 +26,14 @@ class SystemClock:
         return time.monotonic()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@functools.lru_cache(maxsize=4096)
 def iso_ms(epoch_ms: int) -> str:
     """Format epoch milliseconds the way HubSpot does: ``2024-01-15T10:30:00.000Z``."""
-    dt = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    dt = _EPOCH + timedelta(milliseconds=epoch_ms)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:"
+        f"{dt.second:02d}.{epoch_ms % 1000:03d}Z"
+    )

@@ -20,7 +20,7 @@ from sandbox.params import bool_param, int_param, list_param, str_param
 from sandbox.render import render
 from sandbox.responses import json_response, no_content
 from sandbox.search import check_size, run_search
-from sandbox.store import Record, TypeStore
+from sandbox.store import Record, TypeStore, is_digits
 from sandbox.writes import WriteChecker
 
 MAX_LIST_LIMIT = 100
@@ -56,7 +56,7 @@ async def list_objects(request: Request, op: Op) -> Response:
     after_raw = str_param(qp, "after")
     after = 0
     if after_raw is not None:
-        if not after_raw.isdigit() or len(after_raw) > 18:
+        if not is_digits(after_raw) or len(after_raw) > 18:
             raise validation_error(
                 f"Invalid paging cursor after={after_raw!r}", context={"after": [after_raw]}
             )

@@ -357,23 +357,30 @@ def stringify(raw: object) -> str | None:
     return None
 
 
+MIN_MS = -62_000_000_000_000  # about year 5: fromtimestamp() can render it
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
 def parse_datetime_ms(text: str) -> int | None:
     """Epoch milliseconds of an ISO-8601 date/date-time or an epoch-ms string, else None."""
     s = text.strip()
     if not s:
         return None
-    if s.lstrip("-").isdigit():
+    digits = s.removeprefix("-")
+    if digits.isascii() and digits.isdigit():
+        ms = int(s) if len(digits) < 20 else MAX_MS + 1
+    else:
         try:
-            return int(s)
-        except ValueError:  # pragma: no cover - isdigit guards it
+            dt = datetime.fromisoformat(s.replace("z", "Z"))
+        except ValueError:
             return None
-    try:
-        dt = datetime.fromisoformat(s.replace("z", "Z"))
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp() * 1000)
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        try:
+            ms = int(dt.timestamp() * 1000)
+        except (OverflowError, ValueError):
+            return None
+    return ms if MIN_MS <= ms <= MAX_MS else None
 
 
 def parse_number(text: str) -> float | None:
@@ -399,7 +406,8 @@ def check_value(prop: PropertyDef, value: str) -> str:
                 "INVALID_DATE",
                 f"{value} was not a valid long (epoch millis) or ISO8601 date-time.",
             )
-        if value.strip().lstrip("-").isdigit():
+        digits = value.strip().removeprefix("-")
+        if digits.isascii() and digits.isdigit():
             return iso_ms(ms)
     elif prop.type == BOOL:
         low = value.lower()

@@ -17,7 +17,7 @@ from typing import Any
 from sandbox.bodies import FilterIn, Scalar, SearchIn, SortIn
 from sandbox.errors import validation_error
 from sandbox.schema import DATE, DATETIME, NUMBER, parse_datetime_ms, parse_number, stringify
-from sandbox.store import Record, TypeStore
+from sandbox.store import Record, TypeStore, is_digits
 
 MAX_GROUPS = 5
 MAX_FILTERS_PER_GROUP = 6
@@ -228,7 +228,7 @@ def run_search(ts: TypeStore, req: SearchIn, now: float) -> tuple[int, list[Hit]
     offset = 0
     if req.after is not None and req.after != "":
         text = req.after if isinstance(req.after, str) else str(req.after)
-        if not text.isdigit():
+        if not is_digits(text) or len(text) > 9:
             raise validation_error(f"Invalid paging cursor after={text!r}")
         offset = int(text)
     if offset >= MAX_RESULTS:

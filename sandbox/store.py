@@ -143,9 +143,14 @@ class TypeStore:
         return len(self.records) - archived, archived
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts ``'¹'``, which ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_id(text: str) -> int | None:
     """A record id from its string form, or None when it is not one."""
-    if not text.isdigit() or len(text) > 18:
+    if not is_digits(text) or len(text) > 18:
         return None
     return int(text)
 

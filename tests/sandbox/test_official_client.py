@@ -45,10 +45,15 @@ def test_basic_api_create_get_list_update_archive(calls: Any) -> None:
     )
     assert created.id.isdigit()
     assert created.properties["hs_call_title"] == "first"
-    updated = calls.basic_api.update(created.id, SimplePublicObjectInput(properties={"hs_call_title": "second"}))
+    updated = calls.basic_api.update(
+        created.id, SimplePublicObjectInput(properties={"hs_call_title": "second"})
+    )
     assert updated.properties["hs_call_title"] == "second"
     got = calls.basic_api.get_by_id(
-        created.id, properties=["hs_call_title"], properties_with_history=["hs_call_title"], archived=False
+        created.id,
+        properties=["hs_call_title"],
+        properties_with_history=["hs_call_title"],
+        archived=False,
     )
     assert got.properties["hs_call_title"] == "second"
     assert [h.value for h in got.properties_with_history["hs_call_title"]] == ["second", "first"]
@@ -66,7 +71,9 @@ def test_basic_api_create_get_list_update_archive(calls: Any) -> None:
 
 def test_paging_with_the_client(calls: Any) -> None:
     """get_page's paging.next.after walks every record."""
-    inputs = [SimplePublicObjectBatchInputForCreate(properties={"hs_timestamp": TS}) for _ in range(25)]
+    inputs = [
+        SimplePublicObjectBatchInputForCreate(properties={"hs_timestamp": TS}) for _ in range(25)
+    ]
     calls.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=inputs))
     seen: list[str] = []
     after = None
@@ -82,33 +89,45 @@ def test_paging_with_the_client(calls: Any) -> None:
 def test_batch_api_create_read_update_archive(calls: Any) -> None:
     """batch_api: create (201 and 207 with trace ids), read, update, archive."""
     inputs = [
-        SimplePublicObjectBatchInputForCreate(properties={"hs_timestamp": TS, "hs_call_title": f"c{n}"}, object_write_trace_id=f"t{n}")
+        SimplePublicObjectBatchInputForCreate(
+            properties={"hs_timestamp": TS, "hs_call_title": f"c{n}"}, object_write_trace_id=f"t{n}"
+        )
         for n in range(3)
     ]
     created = calls.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=inputs))
     assert created.status == "COMPLETE" and len(created.results) == 3
     ids = [c.id for c in created.results]
     bad = [
-        SimplePublicObjectBatchInputForCreate(properties={"hs_timestamp": TS}, object_write_trace_id="ok"),
-        SimplePublicObjectBatchInputForCreate(properties={"hs_call_title": "no ts"}, object_write_trace_id="bad"),
+        SimplePublicObjectBatchInputForCreate(
+            properties={"hs_timestamp": TS}, object_write_trace_id="ok"
+        ),
+        SimplePublicObjectBatchInputForCreate(
+            properties={"hs_call_title": "no ts"}, object_write_trace_id="bad"
+        ),
     ]
     partial = calls.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=bad))
     assert partial.num_errors == 1
     assert partial.errors[0].context["objectWriteTraceId"] == ["bad"]
     read = calls.batch_api.read(
         BatchReadInputSimplePublicObjectId(
-            inputs=[SimplePublicObjectId(id=i) for i in ids], properties=["hs_call_title"], properties_with_history=[]
+            inputs=[SimplePublicObjectId(id=i) for i in ids],
+            properties=["hs_call_title"],
+            properties_with_history=[],
         ),
         archived=False,
     )
     assert sorted(c.properties["hs_call_title"] for c in read.results) == ["c0", "c1", "c2"]
     upd = calls.batch_api.update(
         BatchInputSimplePublicObjectBatchInput(
-            inputs=[SimplePublicObjectBatchInput(id=i, properties={"hs_call_title": "u"}) for i in ids]
+            inputs=[
+                SimplePublicObjectBatchInput(id=i, properties={"hs_call_title": "u"}) for i in ids
+            ]
         )
     )
     assert {c.properties["hs_call_title"] for c in upd.results} == {"u"}
-    calls.batch_api.archive(BatchInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in ids]))
+    calls.batch_api.archive(
+        BatchInputSimplePublicObjectId(inputs=[SimplePublicObjectId(id=i) for i in ids])
+    )
     left = calls.basic_api.get_page()
     assert len(left.results) == 1
 
@@ -117,13 +136,21 @@ def test_search_api(calls: Any) -> None:
     """search_api.do_search: filters, string sorts, total and paging."""
     inputs = [
         SimplePublicObjectBatchInputForCreate(
-            properties={"hs_timestamp": TS, "hs_call_direction": d, "hs_call_duration": str(n * 1000)}
+            properties={
+                "hs_timestamp": TS,
+                "hs_call_direction": d,
+                "hs_call_duration": str(n * 1000),
+            }
         )
         for n, d in enumerate(["INBOUND", "OUTBOUND", "INBOUND", "INBOUND"])
     ]
     calls.batch_api.create(BatchInputSimplePublicObjectBatchInputForCreate(inputs=inputs))
     req = PublicObjectSearchRequest(
-        filter_groups=[FilterGroup(filters=[Filter(property_name="hs_call_direction", operator="EQ", value="INBOUND")])],
+        filter_groups=[
+            FilterGroup(
+                filters=[Filter(property_name="hs_call_direction", operator="EQ", value="INBOUND")]
+            )
+        ],
         sorts=["-hs_call_duration"],
         properties=["hs_call_duration"],
         limit=2,
