@@ -15,7 +15,7 @@ def overlay(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def rendered(overlay: str) -> list[Doc]:
-    """The objects `kubectl kustomize` renders for ``overlay``."""
+    """The objects kustomize renders for ``overlay``."""
     return render(overlay)
 
 

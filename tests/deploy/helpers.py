@@ -1,6 +1,6 @@
 """Reading deploy/: rendered overlays, workloads, containers, settings and the Dockerfile.
 
-Everything here is offline: `kubectl kustomize` renders, PyYAML parses, nothing is applied.
+Everything here is offline: kustomize renders, PyYAML parses, nothing is applied.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import typing
 from collections.abc import Iterator
 from functools import cache
@@ -42,16 +43,35 @@ CRD_KINDS = {
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 
 
-def kustomize(path: Path) -> list[Doc]:
-    """The objects `kubectl kustomize path` renders (raises with kubectl's stderr on failure)."""
+@cache
+def renderer() -> tuple[str, ...]:
+    """`kubectl kustomize` when kubectl embeds kustomize v5+, else `kustomize build`.
+
+    Components and the `labels` transformer need kustomize v5; an old kubectl (Debian
+    bookworm's kubernetes-client is 1.20, with kustomize v2) must not be used.
+    """
     kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise RuntimeError("kubectl not found: install the Debian package `kubectl`")
-    out = subprocess.run(
-        [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=60
+    if kubectl:
+        out = subprocess.run(
+            [kubectl, "version", "--client"], capture_output=True, text=True, timeout=30
+        )
+        m = re.search(r"Kustomize Version: v(\d+)\.", out.stdout)
+        if m and int(m.group(1)) >= 5:
+            return (kubectl, "kustomize")
+    venv_bin = str(Path(sys.executable).parent)
+    kustomize = shutil.which("kustomize", path=venv_bin) or shutil.which("kustomize")
+    if kustomize:
+        return (kustomize, "build")
+    raise RuntimeError(
+        "no kustomize v5 renderer: install kubectl >= 1.27 or run deploy/install-kustomize.sh"
     )
+
+
+def kustomize(path: Path) -> list[Doc]:
+    """The objects kustomize renders for ``path`` (raises with its stderr on failure)."""
+    out = subprocess.run([*renderer(), str(path)], capture_output=True, text=True, timeout=60)
     if out.returncode != 0:
-        raise RuntimeError(f"kubectl kustomize {path} failed:\n{out.stderr}")
+        raise RuntimeError(f"{' '.join(renderer())} {path} failed:\n{out.stderr}")
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 

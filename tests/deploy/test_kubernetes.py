@@ -35,7 +35,7 @@ def test_overlays_exist() -> None:
 
 
 def test_base_renders() -> None:
-    """The base renders on its own with `kubectl kustomize`."""
+    """The base renders on its own with kustomize."""
     assert of_kind(kustomize(K8S / "base"), "Deployment")
 
 
