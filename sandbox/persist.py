@@ -14,7 +14,7 @@ import orjson
 from sandbox.schema import PropertyDef
 from sandbox.store import Record, Store
 
-VERSION = 1
+VERSION = 2
 
 
 def dump(store: Store) -> dict[str, Any]:
@@ -40,7 +40,8 @@ def dump(store: Store) -> dict[str, Any]:
                 {
                     "id": r.id,
                     "props": r.props,
-                    "history": {k: [list(h) for h in v] for k, v in r.history.items()},
+                    "initial": r.initial,
+                    "changes": {k: [list(h) for h in v] for k, v in (r.changes or {}).items()},
                     "created_ms": r.created_ms,
                     "updated_ms": r.updated_ms,
                     "archived": r.archived,
@@ -82,9 +83,13 @@ def load(store: Store, data: dict[str, Any]) -> None:
                 ts.unique.setdefault(prop.name, {})
         for raw in blob["records"]:
             rec = Record(int(raw["id"]), dict(raw["props"]), int(raw["created_ms"]))
-            rec.history = {
-                k: [(h[0], int(h[1]), h[2], h[3]) for h in v] for k, v in raw["history"].items()
-            }
+            rec.initial = dict(raw["initial"])
+            changes = raw["changes"]
+            rec.changes = (
+                {k: [(h[0], int(h[1]), h[2], h[3]) for h in v] for k, v in changes.items()}
+                if changes
+                else None
+            )
             rec.updated_ms = int(raw["updated_ms"])
             rec.archived = bool(raw["archived"])
             rec.archived_ms = int(raw["archived_ms"])

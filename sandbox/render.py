@@ -59,7 +59,7 @@ def render_history(rec: Record, names: list[str]) -> dict[str, list[dict[str, st
     """Every recorded value of each named property, newest first."""
     out: dict[str, list[dict[str, str]]] = {}
     for name in names:
-        entries = rec.history.get(name)
+        entries = rec.history(name)
         if not entries:
             continue
         out[name] = [

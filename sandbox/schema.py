@@ -48,6 +48,13 @@ class PropertyDef:
     options: tuple[str, ...] | None = None  # enforced options; None: any value
     custom: bool = False
     created_ms: int = 0
+    plain: bool = field(init=False, default=False)  # writable text: any string goes
+
+    def __post_init__(self) -> None:
+        free_text = self.type in (STRING, PHONE) or (
+            self.type == ENUMERATION and self.options is None
+        )
+        self.plain = free_text and not self.read_only
 
     def to_json(self) -> dict[str, Any]:
         """The property as HubSpot's properties API shows it."""

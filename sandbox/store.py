@@ -9,6 +9,7 @@ view may keep pointing at an older version while the index delay runs.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,20 +42,28 @@ for _a, _b, _ab, _ba in _PAIRS:
 TYPE_ID_PAIRS: dict[int, tuple[str, str]] = {v[0]: k for k, v in ASSOCIATION_TYPES.items()}
 
 AssocType = tuple[str, int]  # (associationCategory, associationTypeId)
-History = list[tuple[str, int, str, str]]  # (value, epoch ms, sourceType, sourceId), oldest first
+Change = tuple[str, int, str, str]  # (value, epoch ms, sourceType, sourceId)
+CALCULATED = frozenset(
+    {"hs_object_id", "hs_createdate", "hs_lastmodifieddate", "createdate", "lastmodifieddate"}
+)
 
 
 class Record:
-    """One CRM object. ``props`` includes the calculated ``hs_object_id`` and dates."""
+    """One CRM object. ``props`` includes the calculated ``hs_object_id`` and dates.
+
+    History costs nothing at create time: ``initial`` is the first property map (never
+    mutated), ``changes`` the later writes per property, oldest first.
+    """
 
     __slots__ = (
         "archived",
         "archived_ms",
         "assoc",
+        "changes",
         "created_ms",
-        "history",
         "id",
         "indexed",
+        "initial",
         "pending",
         "props",
         "updated_ms",
@@ -63,7 +72,8 @@ class Record:
     def __init__(self, rid: int, props: dict[str, str], created_ms: int) -> None:
         self.id = rid
         self.props = props
-        self.history: dict[str, History] = {}
+        self.initial = props
+        self.changes: dict[str, list[Change]] | None = None
         self.created_ms = created_ms
         self.updated_ms = created_ms
         self.archived = False
@@ -71,6 +81,23 @@ class Record:
         self.assoc: dict[str, dict[int, list[AssocType]]] = {}
         self.indexed: dict[str, str] | None = None
         self.pending: list[tuple[float, dict[str, str] | None]] = []
+
+    def history(self, name: str) -> list[Change]:
+        """Every value ``name`` has had, oldest first."""
+        out: list[Change] = []
+        first = self.initial.get(name)
+        if first is not None:
+            source = CALC_SOURCE if name in CALCULATED else API_SOURCE
+            out.append((first, self.created_ms, *source))
+        if self.changes is not None:
+            out.extend(self.changes.get(name, ()))
+        return out
+
+    def record_change(self, name: str, value: str, at_ms: int, source: tuple[str, str]) -> None:
+        """Remember that ``name`` was set to ``value``."""
+        if self.changes is None:
+            self.changes = {}
+        self.changes.setdefault(name, []).append((value, at_ms, *source))
 
     def search_view(self, now: float) -> dict[str, str] | None:
         """The properties search sees at monotonic time ``now`` (None: not searchable)."""
@@ -156,7 +183,7 @@ def parse_id(text: str) -> int | None:
 
 
 def _fields(p: PropertyDef) -> dict[str, Any]:
-    return {name: getattr(p, name) for name in PropertyDef.__slots__}
+    return {f.name: getattr(p, f.name) for f in dataclasses.fields(p) if f.init}
 
 
 class Store:
@@ -190,17 +217,11 @@ class Store:
         self.next_id += 1
         otype = ts.otype
         stamp = iso_ms(now_ms)
-        full = {k: v for k, v in props.items() if v != ""}
+        full = {k: v for k, v in props.items() if v}
         full["hs_object_id"] = str(rid)
         full[otype.created_prop] = stamp
         full[otype.modified_prop] = stamp
         rec = Record(rid, full, now_ms)
-        hist = rec.history
-        src_type, src_id = API_SOURCE
-        for name, value in full.items():
-            hist[name] = [(value, now_ms, src_type, src_id)]
-        for name in ("hs_object_id", otype.created_prop, otype.modified_prop):
-            hist[name] = [(full[name], now_ms, *CALC_SOURCE)]
         ts.records[rid] = rec
         for prop, index in ts.unique.items():
             unique_value = full.get(prop)
@@ -224,7 +245,6 @@ class Store:
         old = rec.props
         new = dict(old)
         changed = False
-        src_type, src_id = API_SOURCE
         for name, value in changes.items():
             if old.get(name, "") == value:
                 continue
@@ -239,12 +259,12 @@ class Store:
                 new.pop(name, None)
             else:
                 new[name] = value
-            rec.history.setdefault(name, []).append((value, now_ms, src_type, src_id))
+            rec.record_change(name, value, now_ms, API_SOURCE)
         if not changed:
             return
         modified = ts.otype.modified_prop
         new[modified] = iso_ms(now_ms)
-        rec.history.setdefault(modified, []).append((new[modified], now_ms, *CALC_SOURCE))
+        rec.record_change(modified, new[modified], now_ms, CALC_SOURCE)
         rec.props = new
         rec.updated_ms = now_ms
         self._index(rec, new, index_at, delayed)

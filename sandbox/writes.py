@@ -54,8 +54,11 @@ class WriteChecker:
         out: dict[str, str] = {}
         problems: list[dict[str, Any]] = []
         for name, value in raw.items():
-            text = stringify(value)
             prop = defs.get(name)
+            if prop is not None and prop.plain and type(value) is str:
+                out[name] = value  # the common case: a writable text property
+                continue
+            text = stringify(value)
             if prop is None:
                 problems.append(
                     _problem(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')

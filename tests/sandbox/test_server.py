@@ -18,15 +18,33 @@ TS = "2026-03-03T15:04:05.000Z"
 def test_command_line_options() -> None:
     """``python -m sandbox`` flags map onto SandboxConfig, host and port."""
     config, host, port = parse_args(
-        ["--host", "0.0.0.0", "--port", "9000", "--token", "a", "--token", "b", "--rate-limit", "50",
-         "--search-rate", "3", "--daily-limit", "1000", "--data", "x.json"]
+        [
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "9000",
+            "--token",
+            "a",
+            "--token",
+            "b",
+            "--rate-limit",
+            "50",
+            "--search-rate",
+            "3",
+            "--daily-limit",
+            "1000",
+            "--data",
+            "x.json",
+        ]
     )
     assert (host, port) == ("0.0.0.0", 9000)
     assert config.tokens == ["a", "b"]
     assert (config.rate_limit, config.search_rate, config.daily_limit) == (50, 3, 1000)
     assert config.data_file == Path("x.json")
     default, _, default_port = parse_args([])
-    assert default.tokens == ["sandbox-token"] and default.rate_limit == 190 and default_port == 8090
+    assert (
+        default.tokens == ["sandbox-token"] and default.rate_limit == 190 and default_port == 8090
+    )
     with pytest.raises(SystemExit):
         parse_args(["--rate-limit", "0"])
 
@@ -45,10 +63,20 @@ def test_data_file_survives_restart(tmp_path: Path) -> None:
         assert r.status_code == 201
         call = httpx.post(
             url + "/crm/v3/objects/calls",
-            json={"properties": {"hs_timestamp": TS, "hs_call_title": "a", "hs_call_external_id": "k1"}},
+            json={
+                "properties": {
+                    "hs_timestamp": TS,
+                    "hs_call_title": "a",
+                    "hs_call_external_id": "k1",
+                }
+            },
             headers=HEADERS,
         ).json()
-        httpx.patch(url + f"/crm/v3/objects/calls/{call['id']}", json={"properties": {"hs_call_title": "b"}}, headers=HEADERS)
+        httpx.patch(
+            url + f"/crm/v3/objects/calls/{call['id']}",
+            json={"properties": {"hs_call_title": "b"}},
+            headers=HEADERS,
+        )
     finally:
         assert stop_sandbox(first.process) == 0
     assert data.exists()
@@ -56,7 +84,8 @@ def test_data_file_survives_restart(tmp_path: Path) -> None:
     try:
         url = second.url
         got = httpx.get(
-            url + f"/crm/v3/objects/calls/{call['id']}?propertiesWithHistory=hs_call_title", headers=HEADERS
+            url + f"/crm/v3/objects/calls/{call['id']}?propertiesWithHistory=hs_call_title",
+            headers=HEADERS,
         ).json()
         assert [h["value"] for h in got["propertiesWithHistory"]["hs_call_title"]] == ["b", "a"]
         dup = httpx.post(
@@ -65,7 +94,11 @@ def test_data_file_survives_restart(tmp_path: Path) -> None:
             headers=HEADERS,
         )
         assert dup.status_code == 409
-        new = httpx.post(url + "/crm/v3/objects/calls", json={"properties": {"hs_timestamp": TS}}, headers=HEADERS)
+        new = httpx.post(
+            url + "/crm/v3/objects/calls",
+            json={"properties": {"hs_timestamp": TS}},
+            headers=HEADERS,
+        )
         assert int(new.json()["id"]) > int(call["id"])
     finally:
         stop_sandbox(second.process)
