@@ -6,6 +6,7 @@ import re
 import shlex
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.deploy.helpers import DEPLOY, K8S, image_user, load_yaml_all, plain_envs, secret_envs
@@ -43,6 +44,13 @@ def test_kafka_is_the_official_image_in_kraft_mode() -> None:
     assert not any("ZOOKEEPER" in k for k in env)
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert kafka["healthcheck"]["test"][0] == "CMD"
+
+
+def test_kafka_is_the_version_the_tests_run_against() -> None:
+    """Compose runs the same Kafka release as the test harness's local broker."""
+    localkafka = pytest.importorskip("service.localkafka")
+    assert services()["kafka"]["image"] == f"apache/kafka:{localkafka.KAFKA_VERSION}"
+    assert services()["topics"]["image"] == services()["kafka"]["image"]
 
 
 def test_callbridge_services_share_one_hardened_image() -> None:
