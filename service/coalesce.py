@@ -185,8 +185,15 @@ class Coalescer:
         )
 
     def take(self, now: float, partitions: set[int] | None = None) -> list[Pending]:
-        """Remove and return every call ready now (optionally only of some partitions)."""
+        """Remove and return the calls to write now (optionally only of some partitions).
+
+        Once any ready call has lingered, every ready call goes; before that only whole
+        batches of ``max_batch`` (oldest first), so requests are spent on full batches.
+        """
         taken = [p for p in self._ready(now) if partitions is None or p.partition in partitions]
+        if not any(now - p.first_seen >= self.linger_s for p in taken):
+            taken.sort(key=lambda p: p.first_seen)
+            taken = taken[: len(taken) // self.max_batch * self.max_batch]
         for p in taken:
             del self._pending[p.key]
             self.events -= len(p.refs)

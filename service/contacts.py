@@ -1,7 +1,8 @@
 """Counterpart phone number → HubSpot contact ids, cached (positive TTL, shorter negative TTL).
 
 Lookups are batched: one contacts search with ``phone IN [...]`` OR ``mobilephone IN
-[...]`` per up to 100 numbers, within the client's 5 searches/s budget.
+[...]`` per up to 40 numbers (HubSpot refuses search bodies over 3,000 characters), within
+the client's 5 searches/s budget.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ class ContactResolver:
         negative_ttl_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 100_000,
+        chunk: int = 40,
     ) -> None:
         self._lookup = lookup
         self._ttl = ttl_s
         self._neg_ttl = negative_ttl_s
         self._clock = clock
         self._max = max_entries
+        self._chunk = chunk
         self._cache: dict[str, _Entry] = {}
         self.lookups = 0
 
@@ -48,8 +51,8 @@ class ContactResolver:
                 out[n] = entry.ids
             else:
                 missing.append(n)
-        for start in range(0, len(missing), 100):
-            chunk = missing[start : start + 100]
+        for start in range(0, len(missing), self._chunk):
+            chunk = missing[start : start + self._chunk]
             found = await self._lookup(chunk)
             self.lookups += 1
             if len(self._cache) + len(chunk) > self._max:

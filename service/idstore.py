@@ -44,7 +44,10 @@ class IdStore:
         try:
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+            # Explicit offsets: aiokafka's seek_to_beginning() could land at the end when
+            # position() was asked right after it (seen with Kafka 4.3).
+            for tp, first in (await consumer.beginning_offsets(tps)).items():
+                consumer.seek(tp, first)
             end = await consumer.end_offsets(tps)
             remaining = {tp for tp in tps if end[tp] > 0}
             while remaining:

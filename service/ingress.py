@@ -29,6 +29,7 @@ from handlers import (
     InvalidEvent,
     InvalidSignature,
     NormalizeOptions,
+    Reply,
     WebhookRequest,
 )
 from service import metrics
@@ -211,16 +212,15 @@ def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
             f"{name}:{verification.replay_id}", verification.replay_ttl_s
         ):
             return error(401, "replayed request", "this request was already accepted")
+        if verification.reply is not None:  # a handshake answered by verify (Zoom)
+            return _reply(verification.reply)
         try:
             outcome = provider.parse(req, options)
         except InvalidEvent as exc:
             log.info("webhook_invalid", provider=name, reason=exc.reason)
             return error(400, "invalid event", exc.reason)
         if outcome.reply is not None:
-            reply = outcome.reply
-            return Response(
-                reply.body, reply.status, headers=dict(reply.headers), media_type=reply.media_type
-            )
+            return _reply(outcome.reply)
         received = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         events = [_stamped(e, received) for e in outcome.events]
         if events:
@@ -270,6 +270,12 @@ def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
     )
     app.state.kafka = link
     return app
+
+
+def _reply(reply: Reply) -> Response:
+    return Response(
+        reply.body, reply.status, headers=dict(reply.headers), media_type=reply.media_type
+    )
 
 
 def _stamped(event: CallEvent, received: str) -> CallEvent:

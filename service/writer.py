@@ -42,6 +42,8 @@ log = structlog.get_logger()
 
 #: liveness: the writer is considered stuck when it has not polled Kafka for this long.
 LIVENESS_S = 60.0
+#: records asked for per poll
+POLL_RECORDS = 1000
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -146,7 +148,8 @@ class Writer:
         wait = self.coalescer.next_due(now)
         timeout_ms = 200 if wait is None else int(min(max(wait, 0.005), 0.2) * 1000)
         room = max(1, self.settings.writer_max_buffer - self.coalescer.events)
-        batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=min(room, 1000))
+        asked = min(room, POLL_RECORDS)
+        batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=asked)
         self.last_poll = self.clock()
         metrics.LAST_POLL_AGE.set(0)
         for tp, records in batch.items():
@@ -155,8 +158,11 @@ class Writer:
                 continue
             for record in records:
                 self._take(tp.topic, tp.partition, record)
+        # Catching up on a backlog: read what is already there before spending requests,
+        # so the events of a call are merged into one write (bounded by the buffer size).
+        backlog = sum(len(r) for r in batch.values()) >= asked and asked == POLL_RECORDS
         now = self.clock()
-        if now >= self.paused_until and self.coalescer.due(now):
+        if now >= self.paused_until and not backlog and self.coalescer.due(now):
             async with self._lock:
                 await self._flush(self.coalescer.take(now))
                 await self.commit()

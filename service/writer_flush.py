@@ -91,10 +91,15 @@ class Flusher:
         before anything was written; otherwise settles what it can and returns the rest."""
         result = FlushResult()
         calls = [self._call(p) for p in pendings]
-        calls = await self._reconcile(calls, result)
-        if not calls:
-            return result
-        await self._resolve_contacts(calls)
+        try:
+            calls = await self._reconcile(calls, result)
+            if not calls:
+                return result
+            await self._resolve_contacts(calls)
+        except HubSpotDailyLimitExceeded as exc:
+            raise Paused("hubspot daily limit", retry_after_s=60.0, daily=True) from exc
+        except HubSpotError as exc:
+            raise Paused(f"hubspot search failed: {exc}") from exc
         creates = [c for c in calls if c.write.record.hubspot_id is None]
         updates = [c for c in calls if c.write.record.hubspot_id is not None]
         noop = [c for c in updates if not c.write.properties and not self._new_contacts(c)]
@@ -158,7 +163,7 @@ class Flusher:
     async def hs_find_calls(self, keys: Sequence[str]) -> dict[str, str]:
         """HubSpot ids of existing calls by ``hs_call_external_id`` (search, ≤100 per request)."""
         found: dict[str, str] = {}
-        for chunk in chunked(list(keys)):
+        for chunk in search_chunks(list(keys)):
             request = SearchRequest(
                 filter_groups=[
                     FilterGroup(
@@ -178,7 +183,11 @@ class Flusher:
 
     async def _resolve_contacts(self, calls: list[_Call]) -> None:
         numbers = {n for c in calls for n in c.write.pending.counterparts()}
-        resolved = await self.contacts.resolve(numbers) if numbers else {}
+        try:
+            resolved = await self.contacts.resolve(numbers) if numbers else {}
+        except HubSpotValidationError as exc:  # a lookup HubSpot refuses: write without
+            log.error("contact_lookup_refused", error=str(exc))
+            resolved = {}
         for c in calls:
             ids = set(explicit_ids(c.write.pending.events).get("contacts", []))
             for number in c.write.pending.counterparts():
@@ -220,7 +229,12 @@ class Flusher:
             response = await self.hs.batch_create_calls(inputs)
         except HubSpotValidationError as exc:
             return await self._bisect(chunk, exc, self._create_batch)
-        result = outcomes(response.http_status, response, [c.write.key for c in chunk])
+        result = outcomes(
+            response.http_status,
+            response,
+            [c.write.key for c in chunk],
+            correlation_id=response.correlation_id,
+        )
         # Results are matched by trace id where HubSpot echoes it, else by the call key
         # the created record carries in hs_call_external_id.
         for created in response.results:
@@ -268,6 +282,7 @@ class Flusher:
                 response,
                 [c.write.key for c in with_props],
                 ids=[c.write.record.hubspot_id for c in with_props],
+                correlation_id=response.correlation_id,
             ),
             response.http_status,
         )
@@ -373,3 +388,20 @@ async def find_contacts_by_phone(
             break
         request.after = page.after
     return {n: sorted(ids) for n, ids in found.items()}
+
+
+def search_chunks(values: list[str], budget: int = 2000, most: int = 100) -> list[list[str]]:
+    """Split IN-filter values so a search body stays under HubSpot's 3,000 characters."""
+    out: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for value in values:
+        cost = len(value) + 4
+        if current and (size + cost > budget or len(current) >= most):
+            out.append(current)
+            current, size = [], 0
+        current.append(value)
+        size += cost
+    if current:
+        out.append(current)
+    return out

@@ -50,7 +50,7 @@ from service.hubspot.models import (
     encode,
 )
 from service.hubspot.pacing import Clock
-from service.hubspot.session import Params, Session
+from service.hubspot.session import CORRELATION_HEADER, Params, Session
 from service.hubspot.wire import CALL_TO_CONTACT, association_pair, check_batch, object_ids
 
 if TYPE_CHECKING:
@@ -315,7 +315,11 @@ class HubSpotClient:
             idempotent=False,
             retry_unknown=retry_unknown,
         )
-        return decode_batch(response.content, response.status_code)
+        return decode_batch(
+            response.content,
+            response.status_code,
+            response.headers.get(CORRELATION_HEADER),
+        )
 
     async def batch_read_calls(
         self,
@@ -342,7 +346,11 @@ class HubSpotClient:
             params=_query(archived=archived),
             body=body,
         )
-        return decode_batch(response.content, response.status_code)
+        return decode_batch(
+            response.content,
+            response.status_code,
+            response.headers.get(CORRELATION_HEADER),
+        )
 
     async def batch_update_calls(self, inputs: Sequence[BatchUpdateInput]) -> CallBatchResponse:
         """Update up to 100 calls (``batchUpdateCalls``); item errors name ``context.ids``."""
@@ -353,7 +361,11 @@ class HubSpotClient:
             f"{CALLS}/batch/update",
             body=BatchUpdateRequest(inputs=list(inputs)),
         )
-        return decode_batch(response.content, response.status_code)
+        return decode_batch(
+            response.content,
+            response.status_code,
+            response.headers.get(CORRELATION_HEADER),
+        )
 
     async def batch_archive_calls(self, ids: Sequence[str]) -> None:
         """Archive up to 100 calls (``batchArchiveCalls``)."""
@@ -423,7 +435,11 @@ class HubSpotClient:
             params=_query(archived=archived),
             body=body,
         )
-        return decode_batch(response.content, response.status_code)
+        return decode_batch(
+            response.content,
+            response.status_code,
+            response.headers.get(CORRELATION_HEADER),
+        )
 
     async def create_contact(
         self, properties: Mapping[str, str], *, retry_unknown: bool = False

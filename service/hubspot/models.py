@@ -322,6 +322,8 @@ class BatchResponse(_Response, Generic[T]):
     links: dict[str, str] | None = None
     num_errors: int | None = None
     http_status: int = 0
+    #: the answer's ``X-HubSpot-Correlation-Id`` (item errors of a 207 carry none of their own)
+    correlation_id: str | None = None
 
 
 CallBatchResponse = BatchResponse[CrmObject]
@@ -357,10 +359,13 @@ def decode_search(raw: bytes) -> SearchResponse:
     return _search_decoder.decode(raw)
 
 
-def decode_batch(raw: bytes, http_status: int = 0) -> CallBatchResponse:
+def decode_batch(
+    raw: bytes, http_status: int = 0, correlation_id: str | None = None
+) -> CallBatchResponse:
     """A batch answer; an empty body (204) reads as an empty, complete batch."""
     out = _batch_decoder.decode(raw) if raw else CallBatchResponse()
     out.http_status = http_status
+    out.correlation_id = correlation_id
     return out
 
 

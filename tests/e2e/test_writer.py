@@ -1,0 +1,290 @@
+"""The writer on the real broker against the sandbox: coalescing, create vs update,
+contacts, the DLQ for item errors, and retries through 5xx/429 storms."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+import handlers.generic as generic
+from handlers import NormalizeOptions, WebhookRequest
+from service.dlq.format import parse as parse_dlq
+from service.model import CallEvent
+from tests.e2e.helpers import all_calls
+from tests.e2e.kafkaio import produce_events
+from tests.fixtures.kafka import KafkaEnv
+from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.services import wait_until
+
+T0 = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
+PROPS = [
+    "hs_call_external_id",
+    "hs_call_status",
+    "hs_call_duration",
+    "hs_call_recording_url",
+    "hs_call_title",
+    "hs_timestamp",
+]
+
+
+def event(call: int, kind: str, at: timedelta, **fields: Any) -> CallEvent:
+    """A generic event for call ``call`` normalized exactly as the ingress would."""
+    body = {
+        "event_id": f"c{call}:{kind}",
+        "call_id": f"c{call}",
+        "type": kind,
+        "occurred_at": (T0 + at).isoformat().replace("+00:00", "Z"),
+        "direction": "inbound",
+        "from": f"+1415555{call:04d}",
+        "to": "+18005550100",
+        **fields,
+    }
+    [ev] = generic.parse(
+        WebhookRequest("POST", "", {}, orjson.dumps(body)), NormalizeOptions()
+    ).events
+    return ev
+
+
+def lifecycle(call: int, rng: random.Random) -> list[CallEvent]:
+    """3–5 events of one call: ringing, answered, ended, maybe recording, maybe a title update."""
+    start = timedelta(minutes=call)
+    events = [
+        event(call, "call.ringing", start),
+        event(call, "call.answered", start + timedelta(seconds=5)),
+        event(call, "call.ended", start + timedelta(seconds=65), duration_ms=60_000),
+    ]
+    if rng.random() < 0.5:
+        events.append(
+            event(
+                call,
+                "call.recording",
+                start + timedelta(seconds=70),
+                recording_url=f"https://rec.example/c{call}.mp3",
+            )
+        )
+    if rng.random() < 0.3:
+        events.append(
+            event(call, "call.updated", start + timedelta(seconds=80), title=f"Renewal call {call}")
+        )
+    return events
+
+
+def stats_sum(stats: dict[str, Any], op: str, status: str | None = None) -> int:
+    per = stats["requests"].get(op, {})
+    return sum(n for s, n in per.items() if status is None or s == status)
+
+
+async def test_2000_shuffled_duplicated_events_make_500_records(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """2,000 events (500 calls × 3–5, shuffled, 10 % duplicates) → exactly 500 correct records,
+    contacts associated, in batches averaging ≥ 95 inputs."""
+    rng = random.Random(7)
+    per_call = {i: lifecycle(i, rng) for i in range(500)}
+    unique = [e for evs in per_call.values() for e in evs]
+    duplicates = rng.sample(unique, 2000 - len(unique))
+    stream = unique + duplicates
+    rng.shuffle(stream)
+    contact_ids: dict[int, str] = {}
+    for i in range(0, 500, 5):
+        response = sandbox.client.post(
+            "/crm/v3/objects/contacts",
+            json={"properties": {"phone": f"+1415555{i:04d}", "firstname": f"C{i}"}},
+            headers=sandbox.headers,
+        )
+        assert response.status_code == 201, response.text
+        contact_ids[i] = response.json()["id"]
+
+    await produce_events(kafka.settings, stream)
+    handle = await start_writer(pipeline_settings.model_copy(update={"writer_linger_ms": 2000}))
+
+    async def all_settled() -> bool:
+        committed = await committed_offsets(kafka, pipeline_settings.writer_group)
+        return sum(committed.values()) == 2000
+
+    await wait_until(all_settled, timeout_s=90)
+    await handle.stop()
+
+    calls = all_calls(sandbox, PROPS)
+    assert len(calls) == 500
+    keys = Counter(c["properties"]["hs_call_external_id"] for c in calls)
+    assert max(keys.values()) == 1
+    by_key = {c["properties"]["hs_call_external_id"]: c for c in calls}
+    for i, events in per_call.items():
+        props = by_key[f"generic:c{i}"]["properties"]
+        kinds = {e.type for e in events}
+        assert props["hs_call_status"] == "COMPLETED", (i, props)
+        assert props["hs_call_duration"] == "60000"
+        assert props["hs_timestamp"] == events[0].properties["hs_timestamp"]
+        if "call.recording" in kinds:
+            assert props["hs_call_recording_url"] == f"https://rec.example/c{i}.mp3"
+        else:
+            assert props.get("hs_call_recording_url") in (None, "")
+        if "call.updated" in kinds:
+            assert props["hs_call_title"] == f"Renewal call {i}"
+        else:
+            assert props["hs_call_title"] == f"Inbound call from +1415555{i:04d}"
+    for i, contact in contact_ids.items():
+        call_id = by_key[f"generic:c{i}"]["id"]
+        got = sandbox.client.get(
+            f"/crm/v3/objects/calls/{call_id}",
+            params={"associations": "contacts"},
+            headers=sandbox.headers,
+        ).json()
+        assert [r["id"] for r in got["associations"]["contacts"]["results"]] == [contact]
+    stats = sandbox.stats()
+    creates = stats["batch_inputs"]["batchCreateCalls"]
+    assert sum(creates) == 500
+    assert sum(creates) / len(creates) >= 95
+    assert stats_sum(stats, "batchUpdateCalls") == 0
+    committed = await committed_offsets(kafka, pipeline_settings.writer_group)
+    assert sum(committed.values()) == 2000
+
+
+async def committed_offsets(kafka: KafkaEnv, group: str) -> dict[int, int]:
+    """The group's committed offsets ({} while its coordinator is not there yet)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:
+        return {}
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items()}
+
+
+async def test_later_events_update_the_record_created_earlier(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer
+) -> None:
+    """Events for calls created in an earlier batch update them; no second record appears."""
+    await start_writer()
+    first = [event(i, "call.answered", timedelta(minutes=i)) for i in range(20)]
+    await produce_events(kafka.settings, first)
+
+    async def created() -> bool:
+        return sandbox.stats()["records"]["calls"] == 20
+
+    await wait_until(created)
+    later = [
+        event(i, "call.ended", timedelta(minutes=i, seconds=90), duration_ms=90_000)
+        for i in range(20)
+    ]
+    late_ringing = [event(i, "call.ringing", timedelta(minutes=i, seconds=-3)) for i in range(20)]
+    await produce_events(kafka.settings, later + late_ringing)
+
+    async def updated() -> bool:
+        calls = all_calls(sandbox, PROPS)
+        return all(c["properties"].get("hs_call_duration") == "90000" for c in calls)
+
+    await wait_until(updated)
+    calls = all_calls(sandbox, PROPS)
+    assert len(calls) == 20
+    assert {c["properties"]["hs_call_status"] for c in calls} == {"COMPLETED"}
+    stats = sandbox.stats()
+    assert sum(stats["batch_inputs"]["batchCreateCalls"]) == 20
+    assert stats_sum(stats, "batchUpdateCalls") >= 1
+    # the late 'ringing' moved hs_timestamp earlier but never downgraded COMPLETED
+    assert all(c["properties"]["hs_timestamp"].endswith(":57.000Z") for c in calls)
+
+
+async def test_rejected_items_go_to_the_dlq_and_the_rest_is_written(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """REJECT-ME items of a 207 → calls.dlq with the contract headers; others written; offsets committed."""
+    sandbox.faults(reject={"property": "hs_call_title", "value": "REJECT-ME"})
+    events = [
+        event(
+            i, "call.ended", timedelta(minutes=i), title="REJECT-ME" if i % 10 == 0 else f"ok {i}"
+        )
+        for i in range(50)
+    ]
+    await produce_events(kafka.settings, events)
+    handle = await start_writer()
+
+    async def settled() -> bool:
+        return sum((await committed_offsets(kafka, pipeline_settings.writer_group)).values()) == 50
+
+    await wait_until(settled)
+    await handle.stop()
+    calls = all_calls(sandbox, PROPS)
+    assert sorted(c["properties"]["hs_call_external_id"] for c in calls) == sorted(
+        f"generic:c{i}" for i in range(50) if i % 10
+    )
+    dead = await kafka.records(kafka.settings.topic_dlq)
+    assert sorted(r.key for r in dead) == sorted(f"generic:c{i}".encode() for i in range(0, 50, 10))
+    originals = {r.key: r for r in await kafka.records(kafka.settings.topic_events)}
+    for record in dead:
+        letter = parse_dlq(record.headers)
+        original = originals[record.key]
+        assert record.value == original.value
+        assert letter.original_topic == kafka.settings.topic_events
+        assert (letter.original_partition, letter.original_offset) == (
+            original.partition,
+            original.offset,
+        )
+        assert letter.stage == "hubspot"
+        assert letter.operation == "batchCreateCalls"
+        assert letter.http_status == 207
+        assert letter.category == "VALIDATION_ERROR"
+        assert "REJECT-ME" in letter.message or "hs_call_title" in letter.message
+        assert letter.correlation_id
+        assert letter.attempt == 1
+        assert datetime.fromisoformat(letter.failed_at)
+        assert (
+            dict(record.headers)["event_id"]
+            == original.key.replace(b"generic:", b"") + b":call.ended"
+        )
+
+
+async def test_5xx_and_429_storms_write_everything_and_dead_letter_nothing(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """With 30 % 503s and 429 bursts injected, every call is written once and the DLQ stays empty."""
+    sandbox.faults(error_rate=0.3, error_status=503, rate_limit_burst=5, seed=11)
+    events = [event(i, "call.ended", timedelta(minutes=i)) for i in range(300)]
+    await produce_events(kafka.settings, events)
+    await start_writer()
+
+    async def settled() -> bool:
+        return sum((await committed_offsets(kafka, pipeline_settings.writer_group)).values()) == 300
+
+    await wait_until(settled, timeout_s=120)
+    sandbox.clear_faults()
+    calls = all_calls(sandbox, PROPS)
+    keys = Counter(c["properties"]["hs_call_external_id"] for c in calls)
+    assert set(keys) == {f"generic:c{i}" for i in range(300)}
+    assert max(keys.values()) == 1
+    stats = sandbox.stats()
+    assert (
+        stats_sum(stats, "batchCreateCalls", "503") + stats_sum(stats, "batchCreateCalls", "429")
+        > 0
+    )
+    assert await kafka.records(kafka.settings.topic_dlq) == []
+
+
+async def test_undecodable_record_is_dead_lettered_and_committed(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """A record on calls.events that is not a call event → DLQ (stage decode), offset committed."""
+    await produce_events(
+        kafka.settings, [event(1, "call.ended", timedelta())], raw=[(b"junk:1", b"{not json")]
+    )
+    await start_writer()
+
+    async def settled() -> bool:
+        return sum((await committed_offsets(kafka, pipeline_settings.writer_group)).values()) == 2
+
+    await wait_until(settled)
+    [dead] = await kafka.records(kafka.settings.topic_dlq)
+    letter = parse_dlq(dead.headers)
+    assert (dead.key, dead.value) == (b"junk:1", b"{not json")
+    assert (letter.stage, letter.category) == ("decode", "INVALID_EVENT")
+    assert sandbox.stats()["records"]["calls"] == 1
