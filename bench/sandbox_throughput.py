@@ -62,6 +62,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -119,6 +127,7 @@ def run_level(url: str, pid: int, concurrency: int, procs: int, seconds: float) 
         "p99": lat[int(len(lat) * 0.99) - 1] * 1000,
         "cpu": cpu / wall * 100,
         "per_cpu_s": count / cpu if cpu else float("nan"),
+        "rss": rss_mb(pid),
     }
 
 
@@ -158,7 +167,7 @@ def main() -> None:
         )
         header = (
             f"{'in flight':>9} {'requests':>9} {'failed':>6} {'req/s':>8} {'records/s':>10} "
-            f"{'p50 ms':>7} {'p99 ms':>7} {'sandbox CPU':>11} {'req per CPU-s':>13}"
+            f"{'p50 ms':>7} {'p99 ms':>7} {'sandbox CPU':>11} {'req per CPU-s':>13} {'RSS MiB':>8}"
         )
         print(header)
         print("-" * len(header))
@@ -167,7 +176,7 @@ def main() -> None:
             print(
                 f"{r['concurrency']:>9.0f} {r['requests']:>9.0f} {r['failed']:>6.0f} {r['rps']:>8.0f} "
                 f"{r['records']:>10.0f} {r['p50']:>7.1f} {r['p99']:>7.1f} {r['cpu']:>10.0f}% "
-                f"{r['per_cpu_s']:>13.0f}"
+                f"{r['per_cpu_s']:>13.0f} {r['rss']:>8.0f}"
             )
     finally:
         proc.terminate()

@@ -80,7 +80,7 @@ class Record:
         self.archived_ms = 0
         self.assoc: dict[str, dict[int, list[AssocType]]] = {}
         self.indexed: dict[str, str] | None = None
-        self.pending: list[tuple[float, dict[str, str] | None]] = []
+        self.pending: list[tuple[float, dict[str, str] | None]] | None = None
 
     def history(self, name: str) -> list[Change]:
         """Every value ``name`` has had, oldest first."""
@@ -102,8 +102,11 @@ class Record:
     def search_view(self, now: float) -> dict[str, str] | None:
         """The properties search sees at monotonic time ``now`` (None: not searchable)."""
         pending = self.pending
-        while pending and pending[0][0] <= now:
-            self.indexed = pending.pop(0)[1]
+        if pending is not None:
+            while pending and pending[0][0] <= now:
+                self.indexed = pending.pop(0)[1]
+            if not pending:
+                self.pending = None
         return self.indexed
 
 
@@ -316,6 +319,8 @@ class Store:
     @staticmethod
     def _index(rec: Record, view: dict[str, str] | None, index_at: float, delayed: bool) -> None:
         if delayed or rec.pending:
+            if rec.pending is None:
+                rec.pending = []
             rec.pending.append((index_at, view))
         else:
             rec.indexed = view
