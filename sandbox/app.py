@@ -35,7 +35,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox import associations, batch, objects, properties
+from sandbox import associations, batch, objects, properties, upsert
 from sandbox.clock import Clock, SystemClock
 from sandbox.config import SandboxConfig
 from sandbox.context import Handler, Op
@@ -192,6 +192,11 @@ def create_app(config: SandboxConfig, clock: Clock | None = None) -> Starlette:
         Route(base + "/batch/read", _typed(sb, "batchRead", batch.batch_read), methods=["POST"]),
         Route(
             base + "/batch/update", _typed(sb, "batchUpdate", batch.batch_update), methods=["POST"]
+        ),
+        Route(
+            base + "/batch/upsert",
+            _typed(sb, "batchUpsert", upsert.batch_upsert),
+            methods=["POST"],
         ),
         Route(
             base + "/batch/archive",

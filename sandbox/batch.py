@@ -31,7 +31,9 @@ from sandbox.store import Record
 from sandbox.writes import CreatePlan, WriteChecker
 
 
-def _traced(err: ApiError, trace: str | None, ids: list[str] | None = None) -> dict[str, object]:
+def traced_error(
+    err: ApiError, trace: str | None, ids: list[str] | None = None
+) -> dict[str, object]:
     item = err.batch_item()
     ctx: dict[str, list[str]] = dict(item["context"])
     if ids is not None:
@@ -61,16 +63,24 @@ async def batch_create(request: Request, op: Op) -> Response:
             if not traced:
                 raise
             plans.append(None)
-            errors.append(_traced(err, item.objectWriteTraceId))
+            errors.append(traced_error(err, item.objectWriteTraceId))
     index_at, delayed = sb.index_at()
     now = sb.clock.wall_ms()
-    results = [
-        render(ts, sb.store.create(ts, p.props, p.assoc, now, index_at, delayed), full=True)
-        for p in plans
-        if p is not None
-    ]
+    results = []
+    for item, plan in zip(inputs, plans, strict=True):
+        if plan is None:
+            continue
+        rec = sb.store.create(ts, plan.props, plan.assoc, now, index_at, delayed)
+        results.append(echo_trace(render(ts, rec, full=True), item.objectWriteTraceId))
     out, partial = batch_envelope(started, sb.clock.wall_ms(), results, errors)
     return json_response(out, 207 if partial else 201)
+
+
+def echo_trace(rendered: dict[str, object], trace: str | None) -> dict[str, object]:
+    """HubSpot echoes an input's ``objectWriteTraceId`` on the object it wrote."""
+    if trace is not None:
+        rendered["objectWriteTraceId"] = trace
+    return rendered
 
 
 async def batch_read(request: Request, op: Op) -> Response:
@@ -129,27 +139,27 @@ async def batch_update(request: Request, op: Op) -> Response:
         )
     traced = bool(inputs) and all(i.objectWriteTraceId for i in inputs)
     checker = WriteChecker(sb.store, ts, sb.faults.reject)
-    plans: list[tuple[Record, dict[str, str]]] = []
+    plans: list[tuple[Record, dict[str, str], str | None]] = []
     errors: list[dict[str, object]] = []
     for n, (item, key) in enumerate(zip(inputs, keys, strict=True)):
         id_property = check_id_property(ts, item.idProperty)
         rec = ts.find(key, id_property, archived=False)
         if rec is None:
             err = ApiError(404, "OBJECT_NOT_FOUND", f"No {ts.otype.singular} with id {key} exists")
-            errors.append(_traced(err, item.objectWriteTraceId, [key]))
+            errors.append(traced_error(err, item.objectWriteTraceId, [key]))
             continue
         try:
-            plans.append((rec, checker.update(rec, item.properties, n)))
+            plans.append((rec, checker.update(rec, item.properties, n), item.objectWriteTraceId))
         except ApiError as err:
             if not traced:
                 raise
-            errors.append(_traced(err, item.objectWriteTraceId))
+            errors.append(traced_error(err, item.objectWriteTraceId))
     index_at, delayed = sb.index_at()
     now = sb.clock.wall_ms()
     results = []
-    for rec, changes in plans:
+    for rec, changes, trace in plans:
         sb.store.update(ts, rec, changes, now, index_at, delayed)
-        results.append(render(ts, rec, full=True))
+        results.append(echo_trace(render(ts, rec, full=True), trace))
     out, partial = batch_envelope(started, sb.clock.wall_ms(), results, errors)
     return json_response(out, 207 if partial else 200)
 

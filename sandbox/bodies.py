@@ -167,3 +167,14 @@ def check_batch_size(n: int, limit: int = 100) -> None:
 def id_text(value: str | int) -> str:
     """An id given as a JSON string or number, as text."""
     return value if isinstance(value, str) else str(value)
+
+
+class UpsertItem(msgspec.Struct):
+    id: str | int
+    properties: Props
+    idProperty: str | None = None
+    objectWriteTraceId: str | None = None
+
+
+class BatchUpsertIn(msgspec.Struct):
+    inputs: list[UpsertItem]

@@ -117,6 +117,7 @@ _OPS = {
     "batchRead": "batchRead{p}",
     "batchUpdate": "batchUpdate{p}",
     "batchArchive": "batchArchive{p}",
+    "batchUpsert": "batchUpsert{p}",
     "search": "search{p}",
     "gdprDelete": "gdprDelete{s}",
 }

@@ -232,3 +232,46 @@ def test_batch_archive_204(api: Api) -> None:
     r = api.post("/crm/v3/objects/calls/batch/archive", {"inputs": [{"id": ids[0]}, {"id": "777"}]})
     assert r.status_code == 204
     assert [x["id"] for x in api.get("/crm/v3/objects/calls").json()["results"]] == [ids[1]]
+
+
+def test_created_objects_echo_their_trace_ids(api: Api) -> None:
+    """batch create/update results carry the input's objectWriteTraceId, as HubSpot's do."""
+    r = api.batch_create([traced(1), traced(2)])
+    assert [x["objectWriteTraceId"] for x in r.json()["results"]] == ["trace-1", "trace-2"]
+    ids = [x["id"] for x in r.json()["results"]]
+    upd = [
+        {"id": i, "properties": {"hs_call_title": "u"}, "objectWriteTraceId": f"u-{i}"} for i in ids
+    ]
+    r = api.post("/crm/v3/objects/calls/batch/update", {"inputs": upd})
+    assert {x["objectWriteTraceId"] for x in r.json()["results"]} == {f"u-{i}" for i in ids}
+    plain = api.batch_create([call_input(3)]).json()["results"][0]
+    assert "objectWriteTraceId" not in plain
+
+
+def test_batch_upsert_by_unique_property(sandbox: SandboxHandle, api: Api) -> None:
+    """batch/upsert creates unknown keys and updates known ones, saying which is new."""
+    api.define_unique()
+    first = api.create_call(hs_call_external_id="k1", hs_call_title="old")
+    inputs = [
+        {"idProperty": "hs_call_external_id", "id": "k1", "properties": {"hs_call_title": "new"}},
+        {"idProperty": "hs_call_external_id", "id": "k2", "properties": {"hs_timestamp": TS}},
+    ]
+    r = api.post("/crm/v3/objects/calls/batch/upsert", {"inputs": inputs})
+    assert r.status_code == 200, r.text
+    results = {x["properties"]["hs_call_external_id"]: x for x in r.json()["results"]}
+    assert results["k1"]["new"] is False and results["k1"]["id"] == first["id"]
+    assert results["k1"]["properties"]["hs_call_title"] == "new"
+    assert results["k2"]["new"] is True
+    assert sandbox.stats()["records"]["calls"] == 2
+    bad = [{"idProperty": "hs_call_title", "id": "x", "properties": {}}]
+    assert api.post("/crm/v3/objects/calls/batch/upsert", {"inputs": bad}).status_code == 400
+    missing_ts = [
+        {
+            "idProperty": "hs_call_external_id",
+            "id": "k3",
+            "properties": {},
+            "objectWriteTraceId": "t",
+        }
+    ]
+    r = api.post("/crm/v3/objects/calls/batch/upsert", {"inputs": missing_ts})
+    assert r.status_code == 207 and r.json()["errors"][0]["context"]["objectWriteTraceId"] == ["t"]

@@ -14,6 +14,7 @@ from hubspot.crm.objects.calls import (
     ApiException,
     BatchInputSimplePublicObjectBatchInput,
     BatchInputSimplePublicObjectBatchInputForCreate,
+    BatchInputSimplePublicObjectBatchInputUpsert,
     BatchInputSimplePublicObjectId,
     BatchReadInputSimplePublicObjectId,
     Filter,
@@ -21,6 +22,7 @@ from hubspot.crm.objects.calls import (
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInput,
     SimplePublicObjectBatchInputForCreate,
+    SimplePublicObjectBatchInputUpsert,
     SimplePublicObjectId,
     SimplePublicObjectInput,
     SimplePublicObjectInputForCreate,
@@ -175,3 +177,40 @@ def test_client_sees_hubspot_errors(calls: Any, sandbox: SandboxHandle) -> None:
         calls.basic_api.create(SimplePublicObjectInputForCreate(properties={"hs_call_title": "x"}))
     assert caught.value.status == 400
     assert "hs_timestamp" in caught.value.body
+
+
+def test_batch_upsert_and_trace_id_echo(calls: Any, sandbox: SandboxHandle) -> None:
+    """batch_api.upsert by a unique property; created objects echo objectWriteTraceId."""
+    r = sandbox.client.post(
+        "/crm/v3/properties/calls",
+        json={"name": "hs_call_external_id", "type": "string", "hasUniqueValue": True},
+        headers=sandbox.headers,
+    )
+    assert r.status_code in (201, 409)
+    created = calls.batch_api.create(
+        BatchInputSimplePublicObjectBatchInputForCreate(
+            inputs=[
+                SimplePublicObjectBatchInputForCreate(
+                    properties={"hs_timestamp": TS, "hs_call_external_id": "k1"},
+                    object_write_trace_id="k1",
+                )
+            ]
+        )
+    )
+    assert created.results[0].object_write_trace_id == "k1"
+    upserted = calls.batch_api.upsert(
+        BatchInputSimplePublicObjectBatchInputUpsert(
+            inputs=[
+                SimplePublicObjectBatchInputUpsert(
+                    id_property="hs_call_external_id", id="k1", properties={"hs_call_title": "t"}
+                ),
+                SimplePublicObjectBatchInputUpsert(
+                    id_property="hs_call_external_id", id="k2", properties={"hs_timestamp": TS}
+                ),
+            ]
+        )
+    )
+    assert sorted((c.properties["hs_call_external_id"], c.new) for c in upserted.results) == [
+        ("k1", False),
+        ("k2", True),
+    ]
