@@ -36,6 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox import associations, batch, objects, properties, upsert
+from sandbox.catalog import resolve_type
 from sandbox.clock import Clock, SystemClock
 from sandbox.config import SandboxConfig
 from sandbox.context import Handler, Op
@@ -44,7 +45,6 @@ from sandbox.errors import ApiError, new_correlation_id
 from sandbox.limits import budget_headers, rate_limited
 from sandbox.persist import load_file, save_file
 from sandbox.responses import json_response
-from sandbox.schema import resolve_type
 from sandbox.state import Sandbox
 
 __all__ = ["SandboxConfig", "create_app"]

@@ -21,12 +21,13 @@ from sandbox.bodies import (
     decode,
     id_text,
 )
+from sandbox.catalog import resolve_type
 from sandbox.clock import iso_ms
 from sandbox.context import Handler, Op
 from sandbox.errors import ApiError, not_found, validation_error
 from sandbox.objects import batch_envelope
 from sandbox.responses import json_response
-from sandbox.schema import ObjectType, resolve_type
+from sandbox.schema import ObjectType
 from sandbox.state import Sandbox
 from sandbox.store import ASSOCIATION_TYPES, AssocType, Record, parse_id
 

@@ -20,10 +20,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.bodies import PropertyIn, decode
+from sandbox.catalog import resolve_type
 from sandbox.context import Handler, Op
 from sandbox.errors import ApiError, not_found, validation_error
 from sandbox.responses import json_response
-from sandbox.schema import ENUMERATION, PROPERTY_TYPES, PropertyDef, resolve_type
+from sandbox.schema import ENUMERATION, PROPERTY_TYPES, PropertyDef
 from sandbox.state import Sandbox
 from sandbox.store import TypeStore
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.catalog import resolve_type
 from sandbox.clock import iso_ms
-from sandbox.schema import resolve_type
 from sandbox.store import ASSOCIATION_TYPES, Record, TypeStore
 
 

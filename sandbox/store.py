@@ -13,8 +13,9 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+from sandbox.catalog import OBJECT_TYPES
 from sandbox.clock import iso_ms
-from sandbox.schema import OBJECT_TYPES, ObjectType, PropertyDef
+from sandbox.schema import ObjectType, PropertyDef
 
 API_SOURCE = ("INTEGRATION", "sandbox")
 CALC_SOURCE = ("CALCULATED", "")
