@@ -10,6 +10,15 @@ from sandbox.config import SandboxConfig
 from sandbox.server import serve
 
 
+def rate(text: str) -> int:
+    """A per-10-second rate: ``190`` or, as the docs write it, ``190/10s``."""
+    number = text.strip().removesuffix("/10s")
+    try:
+        return int(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N/10s, got {text!r}") from None
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[SandboxConfig, str, int]:
     """The config, host and port named on the command line."""
     parser = argparse.ArgumentParser(
@@ -21,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[SandboxConfig, str, int]:
         "--token", action="append", dest="tokens", help="accepted Bearer token (repeatable)"
     )
     parser.add_argument(
-        "--rate-limit", type=int, default=190, help="requests per rolling 10 s per token"
+        "--rate-limit", type=rate, default=190, help="requests per rolling 10 s per token"
     )
     parser.add_argument(
         "--search-rate", type=int, default=5, help="search requests per second per token"

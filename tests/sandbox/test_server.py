@@ -45,8 +45,10 @@ def test_command_line_options() -> None:
     assert (
         default.tokens == ["sandbox-token"] and default.rate_limit == 190 and default_port == 8090
     )
-    with pytest.raises(SystemExit):
-        parse_args(["--rate-limit", "0"])
+    assert parse_args(["--rate-limit", "100/10s"])[0].rate_limit == 100
+    for bad in (["--rate-limit", "0"], ["--rate-limit", "fast"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
 
 
 def test_data_file_survives_restart(tmp_path: Path) -> None:
