@@ -62,9 +62,13 @@ def writer(
     from service.writer import Writer
 
     s = _settings(writer_health_port=health_port)
-    w = Writer(s)
-    server = make_server(w.health_app(), health_host, s.writer_health_port)
-    asyncio.run(serve_until_stopped([server], [w.run], [w.stop]))
+
+    async def main() -> None:
+        w = Writer(s)  # aiokafka objects are made inside the running loop
+        server = make_server(w.health_app(), health_host, s.writer_health_port)
+        await serve_until_stopped([server], [w.run], [w.stop])
+
+    asyncio.run(main())
 
 
 @app.command()
@@ -299,3 +303,7 @@ _mount_dlq()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

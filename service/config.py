@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # Writer
     writer_group: str = "callbridge-writer"
     writer_health_port: int = 8081
+    #: consumer-group session timeout: how soon a crashed writer's partitions move on
+    writer_session_timeout_ms: int = Field(default=30_000, ge=6_000)
     writer_linger_ms: int = Field(default=500, ge=0)
     writer_max_buffer: int = Field(default=5000, ge=100)
     writer_flush_deadline_s: float = Field(default=20.0, gt=0)

@@ -119,8 +119,8 @@ class Writer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=300_000,
-            session_timeout_ms=30_000,
-            heartbeat_interval_ms=3_000,
+            session_timeout_ms=s.writer_session_timeout_ms,
+            heartbeat_interval_ms=max(1_000, s.writer_session_timeout_ms // 10),
         )
         await self.consumer.start()
         self.consumer.subscribe([s.topic_events], listener=_Rebalance(self))

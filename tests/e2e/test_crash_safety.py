@@ -1,0 +1,94 @@
+"""Crash safety: the writer SIGKILLed at random points and restarted still leaves exactly one
+HubSpot record per call (the create-intent record + search reconciliation at work)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import all_calls
+from tests.e2e.kafkaio import produce_events
+from tests.e2e.procs import start_writer_process
+from tests.e2e.test_writer import PROPS, committed_offsets, event
+from tests.fixtures.kafka import KafkaEnv
+from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.services import wait_until
+
+CALLS = 400
+
+
+@pytest.mark.slow
+async def test_sigkilled_writer_leaves_exactly_one_record_per_call(
+    kafka: KafkaEnv, sandbox: SandboxHandle, pipeline_settings, tmp_path: Path
+) -> None:
+    """A writer subprocess SIGKILLed 4 times mid-run and restarted each time → exactly one record
+    per call, each with its final properties, every offset committed."""
+    rng = random.Random(1234)
+    # slow HubSpot down and lag its search index, so kills land mid-request and the
+    # reconciliation must wait for the index
+    sandbox.faults(latency_ms=120, index_delay_ms=800)
+    settings = pipeline_settings.model_copy(
+        update={
+            "writer_linger_ms": 100,
+            "writer_reconcile_after_s": 2.0,
+            "writer_session_timeout_ms": 6000,
+            "hubspot_rate": 400,
+        }
+    )
+    waves = [
+        [event(i, "call.answered", timedelta(minutes=i)) for i in range(w, CALLS, 4)]
+        for w in range(4)
+    ]
+    ends = [
+        event(i, "call.ended", timedelta(minutes=i, seconds=60), duration_ms=60_000)
+        for i in range(CALLS)
+    ]
+    rng.shuffle(ends)
+    log = tmp_path / "writer.log"
+
+    async def feed() -> None:
+        for wave in waves:
+            await produce_events(kafka.settings, wave)
+            await asyncio.sleep(1.0)
+        for start in range(0, CALLS, 100):
+            await produce_events(kafka.settings, ends[start : start + 100])
+            await asyncio.sleep(1.0)
+
+    feeder = asyncio.create_task(feed())
+    kills = 0
+    proc = start_writer_process(settings, log)
+    try:
+        for _ in range(4):
+            await asyncio.sleep(rng.uniform(2.0, 5.0))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            proc = start_writer_process(settings, log)
+        await feeder
+
+        async def settled() -> bool:
+            committed = await committed_offsets(kafka, settings.writer_group)
+            return sum(committed.values()) == 2 * CALLS
+
+        await wait_until(settled, timeout_s=180)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        sandbox.clear_faults()
+    assert kills == 4
+    calls = all_calls(sandbox, PROPS)
+    keys = Counter(c["properties"]["hs_call_external_id"] for c in calls)
+    assert set(keys) == {f"generic:c{i}" for i in range(CALLS)}
+    assert max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]
+    assert {c["properties"]["hs_call_status"] for c in calls} == {"COMPLETED"}
+    assert {c["properties"]["hs_call_duration"] for c in calls} == {"60000"}
+    assert await kafka.records(kafka.settings.topic_dlq) == []
+    text = log.read_text()
+    assert text.count('"writer_started"') == 5
