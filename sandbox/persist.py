@@ -79,8 +79,6 @@ def load(store: Store, data: dict[str, Any]) -> None:
                 created_ms=p["created_ms"],
             )
             ts.props[prop.name] = prop
-            if prop.unique:
-                ts.unique.setdefault(prop.name, {})
         for raw in blob["records"]:
             rec = Record(int(raw["id"]), dict(raw["props"]), int(raw["created_ms"]))
             rec.initial = dict(raw["initial"])
@@ -98,12 +96,10 @@ def load(store: Store, data: dict[str, Any]) -> None:
                 for t, targets in raw["assoc"].items()
             }
             rec.indexed = None if rec.archived else rec.props
-            ts.records[rec.id] = rec
-            if not rec.archived:
-                for prop_name, index in ts.unique.items():
-                    value = rec.props.get(prop_name)
-                    if value is not None:
-                        index[ts.unique_key(prop_name, value)] = rec.id
+            ts.add(rec)
+        for prop in ts.props.values():
+            if prop.unique:
+                ts.rebuild_unique(prop.name)
 
 
 def save_file(store: Store, path: Path) -> None:

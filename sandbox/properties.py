@@ -108,11 +108,7 @@ async def create_property(request: Request, op: Op) -> Response:
     )
     ts.props[prop.name] = prop
     if prop.unique:
-        ts.unique[prop.name] = {
-            ts.unique_key(prop.name, r.props[prop.name]): r.id
-            for r in ts.records.values()
-            if not r.archived and prop.name in r.props
-        }
+        ts.rebuild_unique(prop.name)
     return json_response(prop.to_json(), 201)
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sandbox.bodies import FilterIn, Scalar, SearchIn, SortIn
+from sandbox.bodies import FilterGroupIn, FilterIn, Scalar, SearchIn, SortIn
 from sandbox.errors import validation_error
 from sandbox.schema import DATE, DATETIME, NUMBER, parse_datetime_ms, parse_number, stringify
 from sandbox.store import Record, TypeStore, is_digits
@@ -206,6 +206,35 @@ def _sort(ts: TypeStore, sorts: list[SortIn | str]) -> tuple[str, bool] | None:
 Hit = tuple[Record, Props]
 
 
+def _candidates(ts: TypeStore, groups: list[FilterGroupIn]) -> Iterable[Record]:
+    """The records worth testing: when every group pins a unique property with EQ/IN
+    (the writer's "which of these keys exist?" search), only their holders; otherwise all.
+    Not while index delays are in play: the unique index is live, search is not."""
+    if not groups or ts.delayed:
+        return ts.records.values()
+    ids: set[int] = set()
+    for group in groups:
+        pinned = None
+        for f in group.filters:
+            if (
+                f.propertyName in ts.unique
+                and f.operator in ("EQ", "IN")
+                and _kind(ts, f.propertyName) == "string"
+            ):
+                raw = [f.value] if f.operator == "EQ" else (f.values or [])
+                values = [stringify(v) for v in raw]
+                if raw and all(v for v in values):
+                    pinned = (f.propertyName, values)
+                    break
+        if pinned is None:
+            return ts.records.values()
+        prop, values = pinned
+        for v in values:
+            ids |= ts.holders(prop, v or "")
+    records = ts.records
+    return [records[i] for i in sorted(ids) if i in records]
+
+
 def run_search(ts: TypeStore, req: SearchIn, now: float) -> tuple[int, list[Hit], int | None]:
     """(total, the page of (record, search view) hits, next offset or None)."""
     groups = req.filterGroups
@@ -239,7 +268,7 @@ def run_search(ts: TypeStore, req: SearchIn, now: float) -> tuple[int, list[Hit]
     sort = _sort(ts, req.sorts)
 
     matched: list[Hit] = []
-    for rec in ts.records.values():
+    for rec in _candidates(ts, groups):
         view = rec.search_view(now)
         if view is None:
             continue

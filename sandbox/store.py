@@ -119,6 +119,9 @@ class TypeStore:
         self.records: dict[int, Record] = {}
         self.props: dict[str, PropertyDef] = {}
         self.unique: dict[str, dict[str, int]] = {}
+        self.folded: dict[str, dict[str, set[int]]] = {}  # unique prop -> lower(value) -> ids
+        self.delayed = False  # some write here went through the index delay
+        self._keys: list[int] | None = None  # sorted record ids, for list paging
         self.reset(keep_custom=False)
 
     def reset(self, *, keep_custom: bool) -> None:
@@ -128,7 +131,54 @@ class TypeStore:
         self.props = {p.name: PropertyDef(**_fields(p)) for p in self.otype.builtin}
         for p in custom:
             self.props[p.name] = p
-        self.unique = {p.name: {} for p in self.props.values() if p.unique}
+        self.unique = {}
+        self.folded = {}
+        self.delayed = False
+        self._keys = None
+        for p in self.props.values():
+            if p.unique:
+                self.rebuild_unique(p.name)
+
+    def rebuild_unique(self, prop: str) -> None:
+        """(Re)build the indexes of unique property ``prop`` from the live records."""
+        self.unique[prop] = {}
+        self.folded[prop] = {}
+        for rec in self.records.values():
+            value = rec.props.get(prop)
+            if value is not None and not rec.archived:
+                self.claim(prop, value, rec.id)
+
+    def claim(self, prop: str, value: str, rid: int) -> None:
+        """Record that live record ``rid`` holds ``value`` in unique property ``prop``."""
+        self.unique[prop][self.unique_key(prop, value)] = rid
+        self.folded[prop].setdefault(value.lower(), set()).add(rid)
+
+    def release(self, prop: str, value: str, rid: int) -> None:
+        """Forget that ``rid`` holds ``value`` in unique property ``prop``."""
+        index = self.unique[prop]
+        key = self.unique_key(prop, value)
+        if index.get(key) == rid:
+            del index[key]
+        ids = self.folded[prop].get(value.lower())
+        if ids is not None:
+            ids.discard(rid)
+            if not ids:
+                del self.folded[prop][value.lower()]
+
+    def holders(self, prop: str, value: str) -> set[int]:
+        """Live records holding ``value`` (any case) in unique property ``prop``."""
+        return self.folded[prop].get(value.lower(), set())
+
+    def add(self, rec: Record) -> None:
+        """Store a new record (ids only grow, so the id list stays sorted)."""
+        self.records[rec.id] = rec
+        if self._keys is not None:
+            self._keys.append(rec.id)
+
+    def remove(self, rid: int) -> None:
+        """Drop a record for good."""
+        del self.records[rid]
+        self._keys = None
 
     def unique_key(self, prop: str, value: str) -> str:
         """Unique values compare exactly, except email (case-insensitive, as HubSpot)."""
@@ -161,7 +211,9 @@ class TypeStore:
 
     def ids_after(self, after: int, *, archived: bool) -> Iterator[Record]:
         """Records with id > ``after`` in id order, from the chosen dataset."""
-        keys = list(self.records)
+        if self._keys is None:
+            self._keys = list(self.records)
+        keys = self._keys
         start = bisect.bisect_right(keys, after)
         for rid in keys[start:]:
             rec = self.records[rid]
@@ -226,14 +278,14 @@ class Store:
         full[otype.created_prop] = stamp
         full[otype.modified_prop] = stamp
         rec = Record(rid, full, now_ms)
-        ts.records[rid] = rec
-        for prop, index in ts.unique.items():
+        ts.add(rec)
+        for prop in ts.unique:
             unique_value = full.get(prop)
             if unique_value is not None:
-                index[ts.unique_key(prop, unique_value)] = rid
+                ts.claim(prop, unique_value, rid)
         for to_type, to_id, atype in assoc:
             self.associate(otype.name, rec, to_type, to_id, atype)
-        self._index(rec, full, index_at, delayed)
+        self._index(ts, rec, full, index_at, delayed)
         return rec
 
     def update(
@@ -254,11 +306,10 @@ class Store:
                 continue
             changed = True
             if name in ts.unique:
-                index = ts.unique[name]
                 if name in old:
-                    index.pop(ts.unique_key(name, old[name]), None)
+                    ts.release(name, old[name], rec.id)
                 if value != "":
-                    index[ts.unique_key(name, value)] = rec.id
+                    ts.claim(name, value, rec.id)
             if value == "":
                 new.pop(name, None)
             else:
@@ -271,7 +322,7 @@ class Store:
         rec.record_change(modified, new[modified], now_ms, CALC_SOURCE)
         rec.props = new
         rec.updated_ms = now_ms
-        self._index(rec, new, index_at, delayed)
+        self._index(ts, rec, new, index_at, delayed)
 
     def archive(
         self, ts: TypeStore, rec: Record, now_ms: int, index_at: float, delayed: bool
@@ -281,11 +332,11 @@ class Store:
             return
         rec.archived = True
         rec.archived_ms = now_ms
-        for prop, index in ts.unique.items():
+        for prop in ts.unique:
             value = rec.props.get(prop)
-            if value is not None and index.get(ts.unique_key(prop, value)) == rec.id:
-                del index[ts.unique_key(prop, value)]
-        self._index(rec, None, index_at, delayed)
+            if value is not None:
+                ts.release(prop, value, rec.id)
+        self._index(ts, rec, None, index_at, delayed)
 
     def purge(self, ts: TypeStore, rec: Record) -> None:
         """GDPR delete: the record, its history and its associations are gone for good."""
@@ -299,7 +350,7 @@ class Store:
                     back = target.assoc.get(ts.otype.name)
                     if back is not None:
                         back.pop(rec.id, None)
-        del ts.records[rec.id]
+        ts.remove(rec.id)
 
     def associate(
         self, from_type: str, rec: Record, to_type: str, to_id: int, atype: AssocType
@@ -318,8 +369,11 @@ class Store:
         return True
 
     @staticmethod
-    def _index(rec: Record, view: dict[str, str] | None, index_at: float, delayed: bool) -> None:
+    def _index(
+        ts: TypeStore, rec: Record, view: dict[str, str] | None, index_at: float, delayed: bool
+    ) -> None:
         if delayed or rec.pending:
+            ts.delayed = True
             if rec.pending is None:
                 rec.pending = []
             rec.pending.append((index_at, view))

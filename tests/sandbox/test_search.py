@@ -244,3 +244,72 @@ def test_bad_filters_are_400(api: Api) -> None:
     ):
         r = api.post(SEARCH, body)
         assert r.status_code == 400, body
+
+
+def test_search_by_unique_keys(sandbox: SandboxHandle, api: Api) -> None:
+    """IN/EQ on a unique property (the writer's lookup) finds every holder, any case,
+    combined with other filters and groups, and respects archiving."""
+    api.define_unique()
+    inputs = [
+        {
+            "properties": {
+                "hs_timestamp": "2024-01-01T00:00:00Z",
+                "hs_call_external_id": f"Twilio:CA{n}",
+                "hs_call_title": f"t{n}",
+            }
+        }
+        for n in range(50)
+    ]
+    ids = [x["id"] for x in api.batch_create(inputs).json()["results"]]
+    wanted = ["twilio:ca3", "Twilio:CA7", "twilio:CA49", "nope"]
+    body = {
+        "filterGroups": [
+            {
+                "filters": [
+                    {"propertyName": "hs_call_external_id", "operator": "IN", "values": wanted}
+                ]
+            }
+        ],
+        "properties": ["hs_call_external_id"],
+        "limit": 100,
+    }
+    r = api.post(SEARCH, body).json()
+    assert sorted(x["properties"]["hs_call_external_id"] for x in r["results"]) == [
+        "Twilio:CA3",
+        "Twilio:CA49",
+        "Twilio:CA7",
+    ]
+    assert r["total"] == 3
+    body["filterGroups"][0]["filters"].append(
+        {"propertyName": "hs_call_title", "operator": "NEQ", "value": "t7"}
+    )
+    body["filterGroups"].append(
+        {"filters": [{"propertyName": "hs_call_title", "operator": "EQ", "value": "t10"}]}
+    )
+    got = sorted(
+        x["properties"]["hs_call_external_id"] for x in api.post(SEARCH, body).json()["results"]
+    )
+    assert got == ["Twilio:CA10", "Twilio:CA3", "Twilio:CA49"]
+    api.delete(f"/crm/v3/objects/calls/{ids[3]}")
+    one_key = {
+        "filterGroups": [
+            {
+                "filters": [
+                    {"propertyName": "hs_call_external_id", "operator": "EQ", "value": "TWILIO:CA3"}
+                ]
+            }
+        ]
+    }
+    assert api.post(SEARCH, one_key).json()["total"] == 0
+    sandbox.faults(index_delay_ms=60_000)
+    api.patch(f"/crm/v3/objects/calls/{ids[5]}", {"properties": {"hs_call_external_id": "moved"}})
+    old_key = {
+        "filterGroups": [
+            {
+                "filters": [
+                    {"propertyName": "hs_call_external_id", "operator": "EQ", "value": "twilio:ca5"}
+                ]
+            }
+        ]
+    }
+    assert api.post(SEARCH, old_key).json()["total"] == 1  # the index has not caught up yet
