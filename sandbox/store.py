@@ -119,7 +119,8 @@ class TypeStore:
         self.records: dict[int, Record] = {}
         self.props: dict[str, PropertyDef] = {}
         self.unique: dict[str, dict[str, int]] = {}
-        self.folded: dict[str, dict[str, set[int]]] = {}  # unique prop -> lower(value) -> ids
+        # unique prop -> lower(value) -> id, or ids when values differ only in case
+        self.folded: dict[str, dict[str, int | set[int]]] = {}
         self.delayed = False  # some write here went through the index delay
         self._keys: list[int] | None = None  # sorted record ids, for list paging
         self.reset(keep_custom=False)
@@ -151,7 +152,15 @@ class TypeStore:
     def claim(self, prop: str, value: str, rid: int) -> None:
         """Record that live record ``rid`` holds ``value`` in unique property ``prop``."""
         self.unique[prop][self.unique_key(prop, value)] = rid
-        self.folded[prop].setdefault(value.lower(), set()).add(rid)
+        folded = self.folded[prop]
+        low = value.lower()
+        held = folded.get(low)
+        if held is None or held == rid:
+            folded[low] = rid
+        elif isinstance(held, int):
+            folded[low] = {held, rid}
+        else:
+            held.add(rid)
 
     def release(self, prop: str, value: str, rid: int) -> None:
         """Forget that ``rid`` holds ``value`` in unique property ``prop``."""
@@ -159,15 +168,22 @@ class TypeStore:
         key = self.unique_key(prop, value)
         if index.get(key) == rid:
             del index[key]
-        ids = self.folded[prop].get(value.lower())
-        if ids is not None:
-            ids.discard(rid)
-            if not ids:
-                del self.folded[prop][value.lower()]
+        folded = self.folded[prop]
+        low = value.lower()
+        held = folded.get(low)
+        if held == rid:
+            del folded[low]
+        elif isinstance(held, set):
+            held.discard(rid)
+            if len(held) == 1:
+                folded[low] = held.pop()
 
     def holders(self, prop: str, value: str) -> set[int]:
         """Live records holding ``value`` (any case) in unique property ``prop``."""
-        return self.folded[prop].get(value.lower(), set())
+        held = self.folded[prop].get(value.lower())
+        if held is None:
+            return set()
+        return {held} if isinstance(held, int) else set(held)
 
     def add(self, rec: Record) -> None:
         """Store a new record (ids only grow, so the id list stays sorted)."""

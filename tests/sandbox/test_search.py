@@ -313,3 +313,22 @@ def test_search_by_unique_keys(sandbox: SandboxHandle, api: Api) -> None:
         ]
     }
     assert api.post(SEARCH, old_key).json()["total"] == 1  # the index has not caught up yet
+
+
+def test_unique_values_differing_in_case(api: Api) -> None:
+    """Unique values are exact ("K1" and "k1" may both exist); search matches both, any case."""
+    api.define_unique()
+    a = api.create_call(hs_call_external_id="K1")
+    b = api.create_call(hs_call_external_id="k1")
+    body = {
+        "filterGroups": [
+            {"filters": [{"propertyName": "hs_call_external_id", "operator": "EQ", "value": "k1"}]}
+        ]
+    }
+    assert sorted(x["id"] for x in api.post(SEARCH, body).json()["results"]) == sorted(
+        [a["id"], b["id"]]
+    )
+    api.delete(f"/crm/v3/objects/calls/{a['id']}")
+    assert [x["id"] for x in api.post(SEARCH, body).json()["results"]] == [b["id"]]
+    api.patch(f"/crm/v3/objects/calls/{b['id']}", {"properties": {"hs_call_external_id": "k2"}})
+    assert api.post(SEARCH, body).json()["total"] == 0
