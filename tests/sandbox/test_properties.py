@@ -67,8 +67,7 @@ def test_custom_property_is_writable_and_survives_reset(sandbox: SandboxHandle, 
 
 
 def test_unique_upgrade_survives_reset(sandbox: SandboxHandle, api: Api) -> None:
-    """A unique hs_call_external_id stays unique across /_sandbox/reset (writer processes
-    outlive tests)."""
+    """A unique hs_call_external_id stays unique across reset (writers outlive tests)."""
     assert api.post("/crm/v3/properties/calls", UNIQUE).status_code == 201
     sandbox.reset()
     api.create_call(hs_call_external_id="x")
