@@ -21,6 +21,7 @@ run: install
 
 ## Every test, against a real Apache Kafka broker the harness starts (needs Java 17+ and Maven).
 test: install
+	bash deploy/install-kustomize.sh
 	$(BIN)/pytest
 
 lint: install
