@@ -215,6 +215,7 @@ class Writer:
             self._settle([pending])
         if not pendings:
             return
+        log.debug("flush_started", calls=len(pendings), still_buffered=self.coalescer.events)
         try:
             result = await self.flusher.flush(pendings)
         except Paused as paused:
@@ -228,6 +229,13 @@ class Writer:
         self._failures = 0
         self.daily_limited = False
         self._settle(result.settled)
+        log.info(
+            "flush_done",
+            calls=len(pendings),
+            settled=len(result.settled),
+            retry=len(result.retry),
+            still_buffered=self.coalescer.events,
+        )
         if result.retry:
             self.coalescer.restore(result.retry, not_before=self.clock() + result.retry_after_s)
 
