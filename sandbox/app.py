@@ -125,6 +125,8 @@ async def dispatch(
             )
         response = await handler(request, op)
         response.headers.update(headers)
+        if applies and faults.latency_after_ms > 0:  # done, but the answer comes late
+            await asyncio.sleep(faults.latency_after_ms / 1000.0)
     except ApiError as err:
         response = json_response(
             err.body(correlation_id), err.status, {**headers, **(err.headers or {})}

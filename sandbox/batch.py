@@ -60,7 +60,7 @@ async def batch_create(request: Request, op: Op) -> Response:
         try:
             plans.append(checker.create(item.properties, item.associations, n))
         except ApiError as err:
-            if not traced:
+            if not traced or sb.faults.reject_whole_batch:
                 raise
             plans.append(None)
             errors.append(traced_error(err, item.objectWriteTraceId))
@@ -151,7 +151,7 @@ async def batch_update(request: Request, op: Op) -> Response:
         try:
             plans.append((rec, checker.update(rec, item.properties, n), item.objectWriteTraceId))
         except ApiError as err:
-            if not traced:
+            if not traced or sb.faults.reject_whole_batch:
                 raise
             errors.append(traced_error(err, item.objectWriteTraceId))
     index_at, delayed = sb.index_at()

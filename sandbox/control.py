@@ -58,8 +58,10 @@ def control_endpoints(sb: Sandbox) -> dict[str, Endpoint]:
                 "error_status": 500,
                 "rate_limit_burst": 0,
                 "latency_ms": 0.0,
+                "latency_after_ms": 0.0,
                 "index_delay_ms": 0.0,
                 "reject": None,
+                "reject_whole_batch": False,
                 "operations": None,
             }
         )

@@ -2,11 +2,15 @@
 
 ``error_rate`` (0..1) answers that share of requests with ``error_status`` (default 500);
 ``rate_limit_burst`` answers the next N requests 429 (``TEN_SECONDLY_ROLLING``);
-``latency_ms`` delays every answer; ``index_delay_ms`` makes writes searchable only that
+``latency_ms`` delays every answer; ``latency_after_ms`` delays the answer *after* the
+request took effect (a write that happened but whose answer comes late or never, if the
+client gives up); ``index_delay_ms`` makes writes searchable only that
 long after they happen; ``reject`` (``{"property", "value"}`` or a list of them) fails
 every create/update input whose property equals the value with ``VALIDATION_ERROR`` —
-per item in a 207 when the batch carries ``objectWriteTraceId``s. ``operations`` limits
-``error_rate``, ``rate_limit_burst`` and ``latency_ms`` to the listed operation ids;
+per item in a 207 when the batch carries ``objectWriteTraceId``s, unless
+``reject_whole_batch`` is true: then the whole batch fails with 400, as HubSpot answers for
+errors it cannot attribute to an input. ``operations`` limits ``error_rate``,
+``rate_limit_burst``, ``latency_ms`` and ``latency_after_ms`` to the listed operation ids;
 ``seed`` makes ``error_rate`` reproducible.
 """
 
@@ -23,7 +27,9 @@ _KEYS = {
     "error_status",
     "rate_limit_burst",
     "latency_ms",
+    "latency_after_ms",
     "index_delay_ms",
+    "reject_whole_batch",
     "reject",
     "operations",
     "seed",
@@ -38,8 +44,10 @@ class Faults:
     error_status: int = 500
     rate_limit_burst: int = 0
     latency_ms: float = 0.0
+    latency_after_ms: float = 0.0
     index_delay_ms: float = 0.0
     reject: list[tuple[str, str]] = field(default_factory=list)
+    reject_whole_batch: bool = False
     operations: frozenset[str] | None = None
     rng: random.Random = field(default_factory=random.Random)
 
@@ -66,6 +74,12 @@ class Faults:
             new.rate_limit_burst = int(_number(body, "rate_limit_burst", 0, 1e9))
         if "latency_ms" in body:
             new.latency_ms = _number(body, "latency_ms", 0.0, 600_000.0)
+        if "latency_after_ms" in body:
+            new.latency_after_ms = _number(body, "latency_after_ms", 0.0, 600_000.0)
+        if "reject_whole_batch" in body:
+            if not isinstance(body["reject_whole_batch"], bool):
+                raise validation_error("reject_whole_batch must be true or false")
+            new.reject_whole_batch = body["reject_whole_batch"]
         if "index_delay_ms" in body:
             new.index_delay_ms = _number(body, "index_delay_ms", 0.0, 3_600_000.0)
         if "reject" in body:
@@ -90,7 +104,9 @@ class Faults:
             "error_status": self.error_status,
             "rate_limit_burst": self.rate_limit_burst,
             "latency_ms": self.latency_ms,
+            "latency_after_ms": self.latency_after_ms,
             "index_delay_ms": self.index_delay_ms,
+            "reject_whole_batch": self.reject_whole_batch,
             "reject": [{"property": p, "value": v} for p, v in self.reject],
             "operations": sorted(self.operations) if self.operations is not None else None,
         }

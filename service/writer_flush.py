@@ -157,7 +157,7 @@ class Flusher:
                 if hubspot_id is not None:
                     record.hubspot_id = hubspot_id
                     c.write.properties = dict(record.properties)  # unknown what landed: all
-                log.info("create_reconciled", key=c.write.key, found=hubspot_id is not None)
+            log.info("creates_reconciled", checked=len(due), found=len(found))
         return [c for c in calls if c not in waiting]
 
     async def hs_find_calls(self, keys: Sequence[str]) -> dict[str, str]:

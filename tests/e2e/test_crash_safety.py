@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.e2e.helpers import all_calls
@@ -30,15 +31,18 @@ async def test_sigkilled_writer_leaves_exactly_one_record_per_call(
     """A writer subprocess SIGKILLed 4 times mid-run and restarted each time → exactly one record
     per call, each with its final properties, every offset committed."""
     rng = random.Random(1234)
-    # slow HubSpot down and lag its search index, so kills land mid-request and the
-    # reconciliation must wait for the index
-    sandbox.faults(latency_ms=120, index_delay_ms=800)
+    # HubSpot applies each write but answers a second late (the window where a crash loses the
+    # answer), and its search index lags: a restarted writer must reconcile, not re-create.
+    sandbox.faults(
+        latency_after_ms=1000,
+        index_delay_ms=800,
+        operations=["batchCreateCalls", "batchUpdateCalls"],
+    )
     settings = pipeline_settings.model_copy(
         update={
             "writer_linger_ms": 100,
             "writer_reconcile_after_s": 2.0,
             "writer_session_timeout_ms": 6000,
-            "hubspot_rate": 400,
         }
     )
     waves = [
@@ -60,12 +64,22 @@ async def test_sigkilled_writer_leaves_exactly_one_record_per_call(
             await produce_events(kafka.settings, ends[start : start + 100])
             await asyncio.sleep(1.0)
 
+    def written() -> int:
+        return int(sandbox.stats()["records"]["calls"])
+
     feeder = asyncio.create_task(feed())
     kills = 0
     proc = start_writer_process(settings, log)
     try:
         for _ in range(4):
-            await asyncio.sleep(rng.uniform(2.0, 5.0))
+            before = written()
+
+            async def wrote_more(before: int = before) -> bool:
+                return written() > before
+
+            # kill while the answer to a write HubSpot has applied is still on its way
+            await wait_until(wrote_more, timeout_s=90)
+            await asyncio.sleep(rng.uniform(0.0, 0.4))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
@@ -76,7 +90,7 @@ async def test_sigkilled_writer_leaves_exactly_one_record_per_call(
             committed = await committed_offsets(kafka, settings.writer_group)
             return sum(committed.values()) == 2 * CALLS
 
-        await wait_until(settled, timeout_s=180)
+        await wait_until(settled, timeout_s=240)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -92,3 +106,10 @@ async def test_sigkilled_writer_leaves_exactly_one_record_per_call(
     assert await kafka.records(kafka.settings.topic_dlq) == []
     text = log.read_text()
     assert text.count('"writer_started"') == 5
+    # at least one restart found a create whose answer it never saw, and adopted it
+    reconciled = [
+        orjson.loads(line)
+        for line in text.splitlines()
+        if line.startswith("{") and '"creates_reconciled"' in line
+    ]
+    assert sum(r["found"] for r in reconciled) > 0

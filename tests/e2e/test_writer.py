@@ -288,3 +288,37 @@ async def test_undecodable_record_is_dead_lettered_and_committed(
     assert (dead.key, dead.value) == (b"junk:1", b"{not json")
     assert (letter.stage, letter.category) == ("decode", "INVALID_EVENT")
     assert sandbox.stats()["records"]["calls"] == 1
+
+
+async def test_a_batch_answered_400_is_bisected_to_isolate_the_bad_input(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """One bad input among 100 fails the whole batch (400): bisection writes the 99 good ones
+    and dead-letters exactly the bad one."""
+    sandbox.faults(reject={"property": "hs_call_title", "value": "BAD"}, reject_whole_batch=True)
+    events = [
+        event(i, "call.ended", timedelta(minutes=i), title="BAD" if i == 37 else f"ok {i}")
+        for i in range(100)
+    ]
+    await produce_events(kafka.settings, events)
+    await start_writer(pipeline_settings.model_copy(update={"writer_linger_ms": 1000}))
+
+    async def settled() -> bool:
+        return sum((await committed_offsets(kafka, pipeline_settings.writer_group)).values()) == 100
+
+    await wait_until(settled)
+    calls = all_calls(sandbox, PROPS)
+    assert len(calls) == 99
+    assert "generic:c37" not in {c["properties"]["hs_call_external_id"] for c in calls}
+    [dead] = await kafka.records(kafka.settings.topic_dlq)
+    assert dead.key == b"generic:c37"
+    letter = parse_dlq(dead.headers)
+    assert (letter.http_status, letter.category, letter.operation) == (
+        400,
+        "VALIDATION_ERROR",
+        "batchCreateCalls",
+    )
+    stats = sandbox.stats()
+    # 1 + 2 per halving level down to the single bad input: ~2*log2(100), far below 100
+    assert 3 <= stats_sum(stats, "batchCreateCalls", "400") <= 8
+    assert stats_sum(stats, "batchCreateCalls") <= 20

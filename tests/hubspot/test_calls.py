@@ -182,7 +182,6 @@ async def test_207_item_errors_matched_by_trace_id(
     assert len(answer.results) == 2
 
 
-@pytest.mark.skip(reason="sandbox lacks objectWriteTraceId echo on batch-create results")
 async def test_207_successes_matched_by_echoed_trace_id(
     hs: HubSpotClient, sandbox: SandboxHandle
 ) -> None:

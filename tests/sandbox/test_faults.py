@@ -111,3 +111,38 @@ def test_stats_shape(sandbox: SandboxHandle, api: Api) -> None:
         "getCallById",
     ]
     assert times == sorted(times) and times[-1] <= stats["now"]
+
+
+def test_latency_after_applies_the_write_before_answering(sandbox) -> None:
+    """latency_after_ms: the create has happened by the time the late answer would arrive."""
+    import httpx as _httpx
+
+    sandbox.faults(latency_after_ms=1500)
+    body = {"inputs": [{"properties": {"hs_timestamp": "2026-01-01T00:00:00Z"}}]}
+    try:
+        sandbox.client.post(
+            "/crm/v3/objects/calls/batch/create", json=body, headers=sandbox.headers, timeout=0.5
+        )
+    except _httpx.ReadTimeout:
+        pass
+    else:
+        raise AssertionError("the answer should have come after the client gave up")
+    assert sandbox.stats()["records"]["calls"] == 1
+
+
+def test_reject_whole_batch_fails_a_traced_batch_with_400(sandbox) -> None:
+    """reject_whole_batch: a rejected input fails the whole (traced) batch with 400, nothing written."""
+    sandbox.faults(reject={"property": "hs_call_title", "value": "BAD"}, reject_whole_batch=True)
+    inputs = [
+        {
+            "properties": {"hs_timestamp": "2026-01-01T00:00:00Z", "hs_call_title": title},
+            "objectWriteTraceId": f"t{i}",
+        }
+        for i, title in enumerate(["ok", "BAD", "ok"])
+    ]
+    response = sandbox.client.post(
+        "/crm/v3/objects/calls/batch/create", json={"inputs": inputs}, headers=sandbox.headers
+    )
+    assert response.status_code == 400
+    assert response.json()["category"] == "VALIDATION_ERROR"
+    assert sandbox.stats()["records"]["calls"] == 0
