@@ -97,7 +97,9 @@ class Flusher:
                 return result
             await self._resolve_contacts(calls)
         except HubSpotDailyLimitExceeded as exc:
-            raise Paused("hubspot daily limit", retry_after_s=60.0, daily=True) from exc
+            raise Paused(
+                "hubspot daily limit", retry_after_s=self.settings.writer_daily_retry_s, daily=True
+            ) from exc
         except HubSpotError as exc:
             raise Paused(f"hubspot search failed: {exc}") from exc
         creates = [c for c in calls if c.write.record.hubspot_id is None]
@@ -113,7 +115,9 @@ class Flusher:
                 await self._update(updates, result)
         except HubSpotDailyLimitExceeded as exc:
             self._unsettled(calls, result)
-            raise Paused("hubspot daily limit", retry_after_s=60.0, daily=True) from exc
+            raise Paused(
+                "hubspot daily limit", retry_after_s=self.settings.writer_daily_retry_s, daily=True
+            ) from exc
         except HubSpotError as exc:
             self._unsettled(calls, result)
             if not result.settled:

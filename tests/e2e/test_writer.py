@@ -3,17 +3,21 @@ contacts, the DLQ for item errors, and retries through 5xx/429 storms."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 
 import handlers.generic as generic
 from handlers import NormalizeOptions, WebhookRequest
 from service.dlq.format import parse as parse_dlq
+from service.localkafka import free_port
 from service.model import CallEvent
+from service.runtime import make_server
 from tests.e2e.helpers import all_calls
 from tests.e2e.kafkaio import produce_events
 from tests.fixtures.kafka import KafkaEnv
@@ -322,3 +326,83 @@ async def test_a_batch_answered_400_is_bisected_to_isolate_the_bad_input(
     # 1 + 2 per halving level down to the single bad input: ~2*log2(100), far below 100
     assert 3 <= stats_sum(stats, "batchCreateCalls", "400") <= 8
     assert stats_sum(stats, "batchCreateCalls") <= 20
+
+
+async def test_daily_limit_pauses_and_marks_unready_without_losing_anything(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """A DAILY 429 pauses the writer and fails /readyz; once the budget is back it writes
+    everything, and nothing was dead-lettered."""
+    sandbox.config(daily_limit=1)  # the first request (a contacts search) spends it
+    events = [event(i, "call.ended", timedelta(minutes=i)) for i in range(30)]
+    await produce_events(kafka.settings, events)
+    handle = await start_writer(pipeline_settings.model_copy(update={"writer_daily_retry_s": 1.0}))
+    port = free_port()
+    server = make_server(handle.writer.health_app(), "127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    try:
+
+        async def limited() -> bool:
+            return handle.writer.daily_limited
+
+        await wait_until(limited)
+        async with httpx.AsyncClient() as client:
+            await wait_until(lambda: _started(server))
+            ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+            alive = await client.get(f"http://127.0.0.1:{port}/healthz")
+        assert ready.status_code == 503 and ready.json()["daily_limited"] is True
+        assert alive.status_code == 200  # alive: it keeps polling, it is just not writing
+        assert sandbox.stats()["records"]["calls"] == 0
+        sandbox.config(daily_limit=None)
+
+        async def written() -> bool:
+            return sandbox.stats()["records"]["calls"] == 30
+
+        await wait_until(written, timeout_s=60)
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+    finally:
+        server.should_exit = True
+        await task
+    assert await kafka.records(kafka.settings.topic_dlq) == []
+
+
+async def _started(server) -> bool:
+    return bool(server.started)
+
+
+async def test_contact_found_after_the_call_exists_is_associated_via_v4(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """A call created before its contact existed gets the contact associated (v4 batch) when a
+    later event of the call is written."""
+    await start_writer(pipeline_settings.model_copy(update={"contact_negative_ttl_s": 0.0}))
+    await produce_events(kafka.settings, [event(3, "call.answered", timedelta())])
+
+    async def created() -> bool:
+        return sandbox.stats()["records"]["calls"] == 1
+
+    await wait_until(created)
+    contact = sandbox.client.post(
+        "/crm/v3/objects/contacts",
+        json={"properties": {"phone": "+14155550003"}},
+        headers=sandbox.headers,
+    ).json()["id"]
+    await produce_events(
+        kafka.settings, [event(3, "call.ended", timedelta(seconds=30), duration_ms=30_000)]
+    )
+
+    async def associated() -> bool:
+        [call] = all_calls(sandbox, PROPS)
+        got = sandbox.client.get(
+            f"/crm/v3/objects/calls/{call['id']}",
+            params={"associations": "contacts"},
+            headers=sandbox.headers,
+        ).json()
+        results = got.get("associations", {}).get("contacts", {}).get("results", [])
+        return [r["id"] for r in results] == [contact]
+
+    await wait_until(associated)
+    stats = sandbox.stats()
+    assert stats_sum(stats, "batchCreateAssociations") >= 1
+    assert sum(stats["batch_inputs"]["batchCreateCalls"]) == 1
