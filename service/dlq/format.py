@@ -121,3 +121,57 @@ def replay_headers(dead_headers: Iterable[tuple[str, bytes]] | None, dlq_offset:
     attempt = attempts_so_far(h)
     kept = [(k, v) for k, v in h if not k.startswith(PREFIX)]
     return kept + [(ATTEMPT, str(attempt).encode()), (REPLAYED_FROM, str(dlq_offset).encode())]
+
+
+# --- Added for the operator tools (issue 7) -------------------------------------------------
+
+#: On a replayed record: the DLQ partition of ``dlq.replayed_from`` (the DLQ may have several).
+REPLAYED_FROM_PARTITION: Final = "dlq.replayed_from_partition"
+#: On a parked record (``calls.dlq.parked``): when it was parked, and the dead letter it was.
+PARKED_AT: Final = "dlq.parked_at"
+PARKED_FROM: Final = "dlq.parked_from"
+PARKED_FROM_PARTITION: Final = "dlq.parked_from_partition"
+
+
+def utc_iso(moment: datetime) -> str:
+    """The timestamp format of ``dlq.failed_at`` and ``dlq.parked_at``: ISO-8601, UTC, ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_utc(text: str) -> datetime | None:
+    """A ``dlq.failed_at``-style timestamp as an aware UTC datetime (None if unreadable)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def replay_headers_from(
+    dead_headers: Iterable[tuple[str, bytes]] | None, partition: int, dlq_offset: int
+) -> Headers:
+    """``replay_headers`` plus the DLQ partition of the dead letter, which the offset alone
+    does not name when ``calls.dlq`` has more than one partition."""
+    return replay_headers(dead_headers, dlq_offset) + [
+        (REPLAYED_FROM_PARTITION, str(partition).encode())
+    ]
+
+
+def parked_headers(
+    dead_headers: Iterable[tuple[str, bytes]] | None,
+    *,
+    partition: int,
+    dlq_offset: int,
+    parked_at: datetime,
+) -> Headers:
+    """Headers of a parked record: the dead letter's headers unchanged (every ``dlq.*`` field
+    still says why it failed and how often), plus when it was parked and from where."""
+    mine = (PARKED_AT, PARKED_FROM, PARKED_FROM_PARTITION)
+    kept = [(k, v) for k, v in dead_headers or () if k not in mine]
+    return kept + [
+        (PARKED_AT, utc_iso(parked_at).encode()),
+        (PARKED_FROM, str(dlq_offset).encode()),
+        (PARKED_FROM_PARTITION, str(partition).encode()),
+    ]

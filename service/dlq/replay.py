@@ -1,0 +1,449 @@
+"""Replay dead letters: back to ``calls.events``, or to the parked topic once out of attempts.
+
+Guarantees, and how they are kept:
+
+- **Resumable, no skips, no duplicates.** The replay's position lives in its own consumer
+  group (``checkpoint``). Before a record is produced, the commit moves *onto* it with a
+  ``pending`` note naming the target partition and the record's timestamp; after the ack
+  (idempotent producer, ``acks=all``) the commit moves past it. A replay that was stopped
+  anywhere in between finds the note on its next run and looks for the record in that
+  partition: found → it is not produced again; absent → it is produced now. Cancelling a
+  replay (Ctrl-C, SIGTERM) lets the record in flight finish first.
+- **Only what is pending.** Dead letters that an earlier replay already moved (under any
+  selection) are not replayed again, unless ``from_start`` asks for exactly that; the
+  writer's exactly-once effect makes that harmless for HubSpot.
+- **A bounded snapshot.** A run replays what was in the DLQ when it started; what replays
+  dead-letter again meanwhile waits for the next run, so a failing record cannot loop.
+- **No flood.** ``rate`` caps records per second, ``max`` the records per run.
+
+Attempts: ``dlq.attempt`` on a dead letter counts how often the record was dead-lettered.
+The replayed record carries that count (``replay_headers``), so if it fails again its next
+dead letter says ``attempt + 1``. A dead letter whose attempt count reached
+``dlq_max_attempts`` is parked instead of replayed: the record gets at most that many
+tries through the DLQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from service.config import Settings
+from service.dlq.checkpoint import DEFAULT_GROUP, Checkpoint, Coverage, Pending, group_for
+from service.dlq.filters import Filters
+from service.dlq.format import (
+    PARKED_FROM,
+    PARKED_FROM_PARTITION,
+    REPLAYED_FROM,
+    REPLAYED_FROM_PARTITION,
+    DeadLetter,
+    header_map,
+    parked_headers,
+    parse,
+    replay_headers_from,
+)
+from service.dlq.kafkaio import (
+    DEFAULT_TIMEOUT_S,
+    Cursor,
+    KafkaLink,
+    Record,
+    talking_to_kafka,
+)
+from service.kafka import make_producer
+
+Action = Literal["replay", "park"]
+#: how long after its timestamp a pending record can still have been appended
+PENDING_WINDOW_MS = 5 * 60 * 1000
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+    def monotonic(self) -> float: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a replay did (or, under ``dry_run``, would do) with one dead letter."""
+
+    partition: int
+    offset: int
+    key: str | None
+    action: Action
+    attempt: int
+    category: str
+
+
+@dataclass
+class ReplayReport:
+    """The running tally of one replay (final once ``replay`` returns)."""
+
+    group: str
+    dry_run: bool
+    scanned: int = 0  # DLQ records looked at (from the cursor to the snapshot's end)
+    matched: int = 0  # ... that are dead letters matching the selection
+    replayed: int = 0  # produced to calls.events (under dry_run: would be)
+    parked: int = 0  # produced to the parked topic (under dry_run: would be)
+    already: int = 0  # matching, but moved by an earlier replay
+    unreadable: int = 0  # not dead letters (headers missing): left alone
+    recovered: int = 0  # found already moved after an interrupted run (not produced again)
+    stopped_by_max: bool = False
+    steps: list[Step] = field(default_factory=list)  # under dry_run only
+
+    @property
+    def moved(self) -> int:
+        return self.replayed + self.parked
+
+    def summary(self) -> str:
+        verb = "would replay" if self.dry_run else "replayed"
+        park = "would park" if self.dry_run else "parked"
+        parts = [f"{verb} {self.replayed}", f"{park} {self.parked}"]
+        if self.already:
+            parts.append(f"{self.already} already replayed earlier")
+        if self.recovered:
+            parts.append(f"{self.recovered} found already moved by an interrupted run")
+        if self.unreadable:
+            parts.append(f"{self.unreadable} unreadable records left alone")
+        if self.stopped_by_max:
+            parts.append("stopped at --max (run again to continue)")
+        return ", ".join(parts) + f" (cursor group {self.group})"
+
+
+class ReplayProgress(Protocol):
+    def begin(self, total: int) -> None:
+        """``total`` DLQ records will be looked at."""
+
+    def advance(self, report: ReplayReport, step: Step | None) -> None:
+        """One more record looked at; ``step`` when it was (or would be) moved."""
+
+
+class Pacer:
+    """At most ``rate`` records per second, evenly spaced (no burst after a pause)."""
+
+    def __init__(self, rate: float | None, clock: Clock) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.clock = clock
+        self._next: float | None = None
+
+    async def wait(self) -> None:
+        if self.rate is None:
+            return
+        now = self.clock.monotonic()
+        target = now if self._next is None else max(self._next, now)
+        if target > now:
+            await self.clock.sleep(target - now)
+        self._next = target + 1.0 / self.rate
+
+
+def target_partition(key: bytes | None, partitions: list[int]) -> int:
+    """The partition the default (Java-compatible murmur2) partitioner picks for ``key``:
+    a replayed event lands where the ingress puts the call's other events."""
+    return int(DefaultPartitioner()(key, sorted(partitions), sorted(partitions)))
+
+
+async def replay(
+    settings: Settings,
+    filters: Filters,
+    *,
+    dry_run: bool = False,
+    max: int | None = None,
+    rate: float | None = None,
+    progress: ReplayProgress | None = None,
+    group: str = DEFAULT_GROUP,
+    from_start: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    clock: Clock | None = None,
+) -> ReplayReport:
+    """Replay the pending dead letters matching ``filters`` (see the module docstring).
+
+    ``max`` (and ``filters.limit``) bound the records moved in this run; ``rate`` is records
+    per second; ``group`` is the family of cursor groups (``checkpoint.group_for``);
+    ``from_start`` replays matching dead letters again even if an earlier replay moved them.
+    Raises ``DlqError`` for an unreachable broker or a missing topic.
+    """
+    limits = [n for n in (max, filters.limit) if n is not None]
+    if any(n < 1 for n in limits):
+        raise ValueError("max must be at least 1")
+    runner = _Replay(
+        settings,
+        filters,
+        dry_run=dry_run,
+        limit=min(limits) if limits else None,
+        progress=progress,
+        group=group,
+        from_start=from_start,
+        timeout_s=timeout_s,
+        clock=clock or SystemClock(),
+    )
+    runner.pacer = Pacer(rate, runner.clock)
+    return await runner.run()
+
+
+class _Replay:
+    def __init__(
+        self,
+        settings: Settings,
+        filters: Filters,
+        *,
+        dry_run: bool,
+        limit: int | None,
+        progress: ReplayProgress | None,
+        group: str,
+        from_start: bool,
+        timeout_s: float,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.filters = filters
+        self.dry_run = dry_run
+        self.limit = limit
+        self.progress = progress
+        self.family = group
+        self.from_start = from_start
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.pacer = Pacer(None, clock)
+        self.group = group_for(group, filters)
+        self.report = ReplayReport(group=self.group, dry_run=dry_run)
+        self.dlq = settings.topic_dlq
+        self.events_partitions: list[int] = []
+        self.parked_partitions: list[int] = []
+
+    async def run(self) -> ReplayReport:
+        s = self.settings
+        async with KafkaLink(s, self.timeout_s) as link:
+            link.require(s.topic_dlq, s.topic_events, s.topic_parked)
+            self.events_partitions = link.partitions(s.topic_events)
+            self.parked_partitions = link.partitions(s.topic_parked)
+            begin, end = await link.bounds(self.dlq)
+            own = await link.checkpoints(self.group, self.dlq)
+            coverage = (
+                Coverage({})
+                if self.from_start
+                else await link.coverage(self.family, self.dlq, exclude=self.group)
+            )
+            starts: dict[int, int] = {}
+            for p in sorted(end):
+                cp = own.get(p)
+                start = begin[p] if self.from_start or cp is None else max(begin[p], cp.position)
+                if cp is not None and cp.pending is not None and not self.from_start:
+                    if cp.pending.offset == start and await self._was_moved(link, p, cp.pending):
+                        self.report.recovered += 1
+                        start += 1
+                starts[p] = start
+            if self.progress is not None:
+                self.progress.begin(sum(max(0, end[p] - starts[p]) for p in end))
+            if self.dry_run:
+                await self._walk(link, None, starts, end, coverage)
+            else:
+                producer = make_producer(s, request_timeout_ms=int(self.timeout_s * 1000))
+                cursor = Cursor(s, self.group, self.dlq, sorted(end), self.timeout_s)
+                try:
+                    with talking_to_kafka(s.kafka_bootstrap, "starting the producer"):
+                        async with asyncio.timeout(self.timeout_s):
+                            await producer.start()
+                    await cursor.start()
+                    await self._walk(
+                        link, _Mover(self, link, producer, cursor), starts, end, coverage
+                    )
+                finally:
+                    await cursor.stop()
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+            if self.report.moved == 0 and not self.from_start:
+                self.report.already += await self._count_behind(link, begin, starts)
+        return self.report
+
+    async def _walk(
+        self,
+        link: KafkaLink,
+        mover: _Mover | None,
+        starts: dict[int, int],
+        end: dict[int, int],
+        coverage: Coverage,
+    ) -> None:
+        report = self.report
+        for p in sorted(end):
+            position = starts[p]
+            try:
+                async for record in link.scan(self.dlq, p, starts[p], end[p]):
+                    dead = self._dead(record)
+                    action: Action | None = None
+                    if dead is not None and self.filters.matches(
+                        dead, record.key_text, record.timestamp_ms
+                    ):
+                        if coverage.covers(
+                            p, record.offset, dead, record.key_text, record.timestamp_ms
+                        ):
+                            report.matched += 1
+                            report.already += 1
+                        elif self.limit is not None and report.moved >= self.limit:
+                            report.stopped_by_max = True
+                            return
+                        else:
+                            report.matched += 1
+                            park = dead.attempt >= self.settings.dlq_max_attempts
+                            action = "park" if park else "replay"
+                    report.scanned += 1
+                    step = None
+                    if action is not None and dead is not None:
+                        step = Step(
+                            p, record.offset, record.key_text, action, dead.attempt, dead.category
+                        )
+                        if mover is None:
+                            report.steps.append(step)
+                            self._count(action)
+                        else:
+                            await self.pacer.wait()
+                            # a cancel that arrived between records stops here, before the
+                            # next move starts (a started move is shielded and finishes)
+                            await asyncio.sleep(0)
+                            await mover.move_shielded(record, action)
+                    position = record.offset + 1
+                    if self.progress is not None:
+                        self.progress.advance(report, step)
+                position = end[p]
+            finally:
+                if mover is not None:
+                    await mover.settle(p, position)
+
+    def _count(self, action: Action) -> None:
+        if action == "park":
+            self.report.parked += 1
+        else:
+            self.report.replayed += 1
+
+    def _dead(self, record: Record) -> DeadLetter | None:
+        try:
+            return parse(record.headers)
+        except ValueError:
+            self.report.unreadable += 1
+            return None
+
+    async def _was_moved(self, link: KafkaLink, dlq_partition: int, pending: Pending) -> bool:
+        """Whether the record a stopped run was moving reached its target partition."""
+        if pending.topic == self.settings.topic_parked:
+            names = (PARKED_FROM, PARKED_FROM_PARTITION)
+        else:
+            names = (REPLAYED_FROM, REPLAYED_FROM_PARTITION)
+        # The record, if it was appended, carries timestamp at_ms: it is at or after the first
+        # offset stamped at_ms - window (the window absorbs LogAppendTime clock skew).
+        start = await link.offset_at(
+            pending.topic, pending.partition, pending.at_ms - PENDING_WINDOW_MS
+        )
+        if start is None:
+            return False
+        _, end = await link.bounds(pending.topic)
+        stop = end.get(pending.partition, 0)
+        async for rec in link.scan(pending.topic, pending.partition, start, stop):
+            h = header_map(rec.headers)
+            if h.get(names[0]) == str(pending.offset) and h.get(names[1], "0") == str(
+                dlq_partition
+            ):
+                return True
+            if rec.timestamp_ms > pending.at_ms + 2 * PENDING_WINDOW_MS:
+                return False  # appended well after it could have been
+        return False
+
+    async def _count_behind(
+        self, link: KafkaLink, begin: dict[int, int], starts: dict[int, int]
+    ) -> int:
+        """Matching dead letters before this group's own cursor (for "nothing to replay")."""
+        count = 0
+        for p, start in starts.items():
+            async for record in link.scan(self.dlq, p, begin[p], start):
+                try:
+                    dead = parse(record.headers)
+                except ValueError:
+                    continue
+                if self.filters.matches(dead, record.key_text, record.timestamp_ms):
+                    count += 1
+        return count
+
+
+class _Mover:
+    """Moves one dead letter at a time with the pending-note protocol; tracks commits."""
+
+    def __init__(
+        self, replay: _Replay, link: KafkaLink, producer: AIOKafkaProducer, cursor: Cursor
+    ) -> None:
+        self.r = replay
+        self.link = link
+        self.producer = producer
+        self.cursor = cursor
+        self.committed: dict[int, int] = {}
+        self.unsure = False  # a move failed half-way: leave its pending note for the next run
+
+    async def move_shielded(self, record: Record, action: Action) -> None:
+        """Move the record; a cancellation waits for it to finish, then propagates."""
+        task = asyncio.ensure_future(self._move(record, action))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait({task})
+            if task.cancelled() or task.exception() is not None:
+                self.unsure = True
+            raise
+        except BaseException:
+            self.unsure = True
+            raise
+
+    async def _move(self, record: Record, action: Action) -> None:
+        s = self.r.settings
+        p = record.partition
+        now = self.r.clock.now()
+        if action == "park":
+            topic, parts = s.topic_parked, self.r.parked_partitions
+            headers = parked_headers(
+                record.headers, partition=p, dlq_offset=record.offset, parked_at=now
+            )
+        else:
+            topic, parts = s.topic_events, self.r.events_partitions
+            headers = replay_headers_from(record.headers, p, record.offset)
+        target = target_partition(record.key, parts)
+        at_ms = int(now.timestamp() * 1000)
+        pending = Pending(record.offset, topic, target, at_ms)
+        await self.cursor.commit(p, Checkpoint(record.offset, self.r.filters, pending))
+        with talking_to_kafka(s.kafka_bootstrap, f"producing to {topic}"):
+            await self.producer.send_and_wait(
+                topic,
+                value=record.value,
+                key=record.key,
+                partition=target,
+                timestamp_ms=at_ms,
+                headers=headers,
+            )
+        self.r._count(action)
+        await self.cursor.commit(p, Checkpoint(record.offset + 1, self.r.filters))
+        self.committed[p] = record.offset + 1
+
+    async def settle(self, partition: int, position: int) -> None:
+        """Commit the cursor past records looked at but not moved (best effort: re-reading
+        them next time is harmless). Never over a half-done move's pending note."""
+        if self.unsure or position <= self.committed.get(partition, -1):
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.shield(
+                self.cursor.commit(partition, Checkpoint(position, self.r.filters))
+            )
+            self.committed[partition] = position
