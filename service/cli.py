@@ -163,6 +163,8 @@ def run(
             raise typer.Exit(2) from exc
     sandbox_proc = None
     if s.hubspot_url.rstrip("/") == "http://127.0.0.1:8090":
+        # persisted next to the broker's data: the writer's calls.ids records survive a
+        # restart, so must the HubSpot records they point at
         sandbox_proc = subprocess.Popen(  # noqa: S603
             [
                 sys.executable,
@@ -172,6 +174,8 @@ def run(
                 "8090",
                 "--token",
                 s.hubspot_token.get_secret_value(),
+                "--data",
+                str(data_dir.parent / "sandbox.json"),
             ],
         )
         _wait_http("http://127.0.0.1:8090/_sandbox/stats")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 import shutil
 import signal
@@ -215,9 +216,17 @@ class LocalKafka:
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Wait until an admin ``list_topics`` call succeeds: a real request, not an open port."""
+        quiet = logging.getLogger("aiokafka")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)  # "Unable connect" is expected while it starts
+        try:
+            await self._wait(time.monotonic() + timeout_s, timeout_s)
+        finally:
+            quiet.setLevel(level)
+
+    async def _wait(self, deadline: float, timeout_s: float) -> None:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        deadline = time.monotonic() + timeout_s
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
