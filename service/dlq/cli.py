@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -48,9 +49,9 @@ app = typer.Typer(
 
 # Options shared by the commands.
 Bootstrap = Annotated[
-    str | None, typer.Option(help="Kafka bootstrap servers [env CALLBRIDGE_KAFKA_BOOTSTRAP]")
+    str | None, typer.Option(help="Kafka bootstrap servers (env CALLBRIDGE_KAFKA_BOOTSTRAP)")
 ]
-Topic = Annotated[str | None, typer.Option(help="dead-letter topic [env CALLBRIDGE_TOPIC_DLQ]")]
+Topic = Annotated[str | None, typer.Option(help="dead-letter topic (env CALLBRIDGE_TOPIC_DLQ)")]
 Group = Annotated[
     str,
     typer.Option(
@@ -125,6 +126,8 @@ async def _cancel_on_sigterm(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
+    # aiokafka logs every failed connection attempt; the one-line error below says it all
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         return asyncio.run(_cancel_on_sigterm(coro))
     except DlqError as exc:
@@ -182,7 +185,8 @@ def list_(
         )
     console.print(table)
     waiting = sum(1 for r in rows if r.pending)
-    console.print(f"{len(rows)} dead letters ({waiting} pending)", highlight=False)
+    noun = "dead letter" if len(rows) == 1 else "dead letters"
+    console.print(f"{len(rows)} {noun} ({waiting} pending)", highlight=False)
 
 
 def _payload(value: bytes | None) -> Any:
@@ -307,15 +311,15 @@ def replay_(
         typer.Option(help="also replay matching dead letters that an earlier replay moved"),
     ] = False,
     events_topic: Annotated[
-        str | None, typer.Option(help="where replays go [env CALLBRIDGE_TOPIC_EVENTS]")
+        str | None, typer.Option(help="where replays go (env CALLBRIDGE_TOPIC_EVENTS)")
     ] = None,
     parked_topic: Annotated[
         str | None,
-        typer.Option(help="where records out of attempts go [env CALLBRIDGE_TOPIC_PARKED]"),
+        typer.Option(help="where records out of attempts go (env CALLBRIDGE_TOPIC_PARKED)"),
     ] = None,
     max_attempts: Annotated[
         int | None,
-        typer.Option(help="park at this dlq.attempt [env CALLBRIDGE_DLQ_MAX_ATTEMPTS]", min=1),
+        typer.Option(help="park at this dlq.attempt (env CALLBRIDGE_DLQ_MAX_ATTEMPTS)", min=1),
     ] = None,
     bootstrap: Bootstrap = None,
     topic: Topic = None,

@@ -61,9 +61,15 @@ def talking_to_kafka(bootstrap: str, what: str) -> Iterator[None]:
     try:
         yield
     except TimeoutError as exc:
+        if what == "connecting":
+            raise BrokerUnavailable(
+                f"cannot reach Kafka at {bootstrap}: no answer in time"
+            ) from exc
         raise BrokerUnavailable(f"Kafka at {bootstrap} did not answer in time ({what})") from exc
     except (KafkaError, OSError) as exc:
         reason = str(exc).strip() or type(exc).__name__
+        if what == "connecting":
+            raise BrokerUnavailable(f"cannot reach Kafka at {bootstrap}: {reason}") from exc
         raise BrokerUnavailable(f"Kafka at {bootstrap} failed while {what}: {reason}") from exc
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
 from datetime import timedelta
 
@@ -81,7 +83,7 @@ async def test_list_cli_table_and_json(kafka: KafkaEnv, group: str) -> None:
     for text in ("generic:a2", "OBJECT_NOT_FOUND", "404", "no such contact", "pending"):
         assert text in table.stdout
     assert "generic:a3" not in table.stdout
-    assert "1 dead letters (1 pending)" in table.stdout
+    assert "1 dead letter (1 pending)" in table.stdout
     js = await cli("list", "--json", "--key", "generic:a1", *args)
     assert js.exit_code == 0, js.output
     docs = orjson.loads(js.stdout)
@@ -250,8 +252,51 @@ async def test_unreachable_broker_exits_2_within_the_timeout(group: str) -> None
         )
         assert time.monotonic() - started < 10
         assert result.exit_code == 2, result.output
-        assert result.stderr.startswith("error: Kafka at 127.0.0.1:1 ")
+        assert result.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:1: ")
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_silent_broker_times_out_within_the_timeout(group: str) -> None:
+    """A broker address that accepts connections but never answers fails within --timeout."""
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers
+        writer.close()
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        started = time.monotonic()
+        result = await cli(
+            "stats", "--bootstrap", f"127.0.0.1:{port}", "--timeout", "2", "--group", group
+        )
+        assert 1.5 < time.monotonic() - started < 8
+    finally:
+        server.close()
+    assert result.exit_code == 2
+    assert result.stderr == f"error: cannot reach Kafka at 127.0.0.1:{port}: no answer in time\n"
+
+
+async def test_cli_process_prints_one_line_for_an_unreachable_broker() -> None:
+    """The real process prints exactly one line on stderr (no library log noise, no
+    traceback) and exits 2."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service.dlq",
+        "list",
+        "--bootstrap",
+        "127.0.0.1:1",
+        "--timeout",
+        "3",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert out == b""
+    assert err.decode().startswith("error: cannot reach Kafka at 127.0.0.1:1: ")
+    assert err.count(b"\n") == 1
 
 
 async def test_bad_filter_value_exits_2(kafka: KafkaEnv, group: str) -> None:
