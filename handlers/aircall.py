@@ -18,6 +18,7 @@ import msgspec
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
+    ModuleProvider,
     NormalizeOptions,
     Outcome,
     Verification,
@@ -204,17 +205,4 @@ def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
     return Outcome(events=[normalize(envelope, call, options)])
 
 
-class _Aircall:
-    name = NAME
-
-    def accepts(self, content_type: str) -> bool:
-        return content_type == "application/json"
-
-    def verify(self, request: WebhookRequest, secret: str, now: float) -> Verification:
-        return verify(request, secret, now)
-
-    def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-        return parse(request, options)
-
-
-PROVIDER = _Aircall()
+PROVIDER = ModuleProvider(NAME, verify, parse)

@@ -8,7 +8,7 @@ set-up handshake (Zoom's URL validation, RingCentral's Validation-Token echo).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -107,3 +107,23 @@ class Provider(Protocol):
     def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
         """Events (or a handshake reply) from a verified request, or ``InvalidEvent``."""
         ...
+
+
+JSON: frozenset[str] = frozenset({"application/json"})
+
+
+@dataclass(frozen=True)
+class ModuleProvider:
+    """A provider module's ``verify``/``parse`` functions bound as a ``Provider``.
+
+    ``media_types`` are the bodies the provider sends (others are answered 415);
+    ``None`` accepts any (Dialpad's JWT body has no documented Content-Type).
+    """
+
+    name: str
+    verify: Callable[[WebhookRequest, str, float], Verification]
+    parse: Callable[[WebhookRequest, NormalizeOptions], Outcome]
+    media_types: frozenset[str] | None = JSON
+
+    def accepts(self, content_type: str) -> bool:
+        return self.media_types is None or content_type in self.media_types

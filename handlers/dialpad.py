@@ -25,6 +25,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
+    ModuleProvider,
     NormalizeOptions,
     Outcome,
     Verification,
@@ -240,17 +241,5 @@ def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
     return Outcome(events=[event] if event else [])
 
 
-class _Dialpad:
-    name = NAME
-
-    def accepts(self, content_type: str) -> bool:
-        return True  # the JWT body's Content-Type is undocumented
-
-    def verify(self, request: WebhookRequest, secret: str, now: float) -> Verification:
-        return verify(request, secret, now)
-
-    def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-        return parse(request, options)
-
-
-PROVIDER = _Dialpad()
+# the JWT body's Content-Type is undocumented: accept any
+PROVIDER = ModuleProvider(NAME, verify, parse, None)

@@ -17,6 +17,7 @@ import msgspec
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
+    ModuleProvider,
     NormalizeOptions,
     Outcome,
     Verification,
@@ -186,17 +187,4 @@ def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
     return Outcome(events=[normalize(e, options) for e in decode(request.body)])
 
 
-class _Generic:
-    name = NAME
-
-    def accepts(self, content_type: str) -> bool:
-        return content_type == "application/json"
-
-    def verify(self, request: WebhookRequest, secret: str, now: float) -> Verification:
-        return verify(request, secret, now)
-
-    def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-        return parse(request, options)
-
-
-PROVIDER = _Generic()
+PROVIDER = ModuleProvider(NAME, verify, parse)

@@ -26,6 +26,7 @@ import msgspec
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
+    ModuleProvider,
     NormalizeOptions,
     Outcome,
     Reply,
@@ -208,18 +209,5 @@ def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
     return Outcome(events=[event] if event else [])
 
 
-class _RingCentral:
-    name = NAME
-
-    def accepts(self, content_type: str) -> bool:
-        # The subscription set-up request may come without a body or a content type.
-        return content_type in ("application/json", "")
-
-    def verify(self, request: WebhookRequest, secret: str, now: float) -> Verification:
-        return verify(request, secret, now)
-
-    def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-        return parse(request, options)
-
-
-PROVIDER = _RingCentral()
+# the subscription set-up request may come without a body or a content type
+PROVIDER = ModuleProvider(NAME, verify, parse, frozenset({"application/json", ""}))

@@ -33,6 +33,7 @@ import orjson
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
+    ModuleProvider,
     NormalizeOptions,
     Outcome,
     Verification,
@@ -320,17 +321,6 @@ def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
     return Outcome(events=[])
 
 
-class _Twilio:
-    name = NAME
-
-    def accepts(self, content_type: str) -> bool:
-        return content_type in ("application/x-www-form-urlencoded", "application/json")
-
-    def verify(self, request: WebhookRequest, secret: str, now: float) -> Verification:
-        return verify(request, secret, now)
-
-    def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-        return parse(request, options)
-
-
-PROVIDER = _Twilio()
+PROVIDER = ModuleProvider(
+    NAME, verify, parse, frozenset({"application/x-www-form-urlencoded", "application/json"})
+)

@@ -32,6 +32,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
+    ModuleProvider,
     NormalizeOptions,
     Outcome,
     Verification,
@@ -240,17 +241,4 @@ def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
     return Outcome(events=[status_event(event, call_id, options)])
 
 
-class _Vonage:
-    name = NAME
-
-    def accepts(self, content_type: str) -> bool:
-        return content_type == "application/json"
-
-    def verify(self, request: WebhookRequest, secret: str, now: float) -> Verification:
-        return verify(request, secret, now)
-
-    def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-        return parse(request, options)
-
-
-PROVIDER = _Vonage()
+PROVIDER = ModuleProvider(NAME, verify, parse)

@@ -22,6 +22,7 @@ import orjson
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
+    ModuleProvider,
     NormalizeOptions,
     Outcome,
     Reply,
@@ -422,17 +423,4 @@ def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
     return Outcome(events=voicemail_events(event, obj, options))
 
 
-class _Zoom:
-    name = NAME
-
-    def accepts(self, content_type: str) -> bool:
-        return content_type == "application/json"
-
-    def verify(self, request: WebhookRequest, secret: str, now: float) -> Verification:
-        return verify(request, secret, now)
-
-    def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-        return parse(request, options)
-
-
-PROVIDER = _Zoom()
+PROVIDER = ModuleProvider(NAME, verify, parse)
