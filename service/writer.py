@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -302,20 +303,28 @@ class Writer:
         log.info("partitions_assigned", partitions=sorted(partitions))
 
     async def on_revoked(self, partitions: set[int]) -> None:
-        """Flush what can be settled for the revoked partitions, commit, forget the rest."""
+        """Flush what can be settled for the revoked partitions, commit, forget the rest.
+
+        Whatever is not settled within half the flush deadline is dropped uncommitted: the
+        partition's next owner reads it again (and its calls.ids records tell it what landed).
+        """
         if not partitions:
             return
-        deadline = self.clock() + self.settings.writer_flush_deadline_s / 2
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(
-                asyncio.get_running_loop().time() + max(0.0, deadline - self.clock())
-            ):
-                await self._flush(self.coalescer.take(float("inf"), partitions))
-        await self.commit()
-        dropped = self.coalescer.drop(partitions)
-        self.offsets.forget(partitions)
-        if self.store is not None:
-            self.store.forget(partitions)
+        async with self._lock:
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.writer_flush_deadline_s / 2):
+                        await self._flush(self.coalescer.take(float("inf"), partitions))
+                try:
+                    await self.commit()
+                except KafkaError as exc:  # the group moved on: the next owner re-reads
+                    log.warning("commit_on_revoke_failed", error=repr(exc))
+            finally:
+                dropped = self.coalescer.drop(partitions)
+                self.offsets.forget(partitions)
+                self.loaded -= partitions
+                if self.store is not None:
+                    self.store.forget(partitions)
         log.info("partitions_revoked", partitions=sorted(partitions), dropped=len(dropped))
 
     async def _drain(self) -> None:

@@ -406,3 +406,46 @@ async def test_contact_found_after_the_call_exists_is_associated_via_v4(
     stats = sandbox.stats()
     assert stats_sum(stats, "batchCreateAssociations") >= 1
     assert sum(stats["batch_inputs"]["batchCreateCalls"]) == 1
+
+
+async def test_a_second_writer_joining_rebalances_without_loss_or_duplicates(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """Writer B joins while A is busy: A flushes/commits its revoked partitions, B loads their
+    calls.ids records; every call ends up as exactly one record with its final state."""
+    settings = pipeline_settings.model_copy(
+        update={"writer_linger_ms": 100, "writer_session_timeout_ms": 6000}
+    )
+    sandbox.faults(latency_ms=50)
+    first = [event(i, "call.answered", timedelta(minutes=i)) for i in range(300)]
+    await produce_events(kafka.settings, first)
+    a = await start_writer(settings)
+
+    async def some_written() -> bool:
+        return sandbox.stats()["records"]["calls"] >= 100
+
+    await wait_until(some_written)
+    b = await start_writer(settings)
+
+    async def both_assigned() -> bool:
+        return bool(a.writer.loaded) and bool(b.writer.loaded)
+
+    await wait_until(both_assigned)
+    assert not a.writer.loaded & b.writer.loaded  # each partition has one owner
+    ends = [
+        event(i, "call.ended", timedelta(minutes=i, seconds=30), duration_ms=30_000)
+        for i in range(300)
+    ]
+    await produce_events(kafka.settings, ends)
+
+    async def settled() -> bool:
+        return sum((await committed_offsets(kafka, settings.writer_group)).values()) == 600
+
+    await wait_until(settled, timeout_s=120)
+    calls = all_calls(sandbox, PROPS)
+    keys = Counter(c["properties"]["hs_call_external_id"] for c in calls)
+    assert set(keys) == {f"generic:c{i}" for i in range(300)}
+    assert max(keys.values()) == 1
+    assert {c["properties"]["hs_call_status"] for c in calls} == {"COMPLETED"}
+    assert {c["properties"]["hs_call_duration"] for c in calls} == {"30000"}
+    assert await kafka.records(kafka.settings.topic_dlq) == []
