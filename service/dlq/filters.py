@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -23,6 +23,9 @@ from service.dlq.format import DeadLetter, parse_utc, utc_iso
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _RELATIVE: Final = re.compile(r"^(?:\d+[smhdw])+$")
 _PART: Final = re.compile(r"(\d+)([smhdw])")
+
+
+Verdict = Literal["match", "no", "later"]
 
 
 class BadFilter(ValueError):
@@ -94,18 +97,26 @@ class Filters:
         """No condition at all: every dead letter matches."""
         return not (self.since or self.until or self.categories or self.keys)
 
-    def matches(self, dead: DeadLetter, key: str | None, timestamp_ms: int) -> bool:
+    def selects(self, dead: DeadLetter, key: str | None) -> bool:
+        """The category and key conditions alone."""
         if self.categories and dead.category.upper() not in self.categories:
             return False
-        if self.keys and key not in self.keys:
-            return False
+        return not (self.keys and key not in self.keys)
+
+    def verdict(self, dead: DeadLetter, key: str | None, timestamp_ms: int) -> Verdict:
+        """``match``; ``no``; or ``later``: it would match but failed at or after ``until``."""
+        if not self.selects(dead, key):
+            return "no"
         if self.since is not None or self.until is not None:
             when = failed_at(dead, timestamp_ms)
             if self.since is not None and when < self.since:
-                return False
+                return "no"
             if self.until is not None and when >= self.until:
-                return False
-        return True
+                return "later"
+        return "match"
+
+    def matches(self, dead: DeadLetter, key: str | None, timestamp_ms: int) -> bool:
+        return self.verdict(dead, key, timestamp_ms) == "match"
 
     def identity(self) -> str:
         """A stable name for this selection as typed: equal for the same command line, so a

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, TypeVar
@@ -159,7 +159,9 @@ class KafkaLink:
             tp.partition: o for tp, o in end.items()
         }
 
-    async def scan(self, topic: str, partition: int, start: int, end: int) -> AsyncIterator[Record]:
+    async def scan(
+        self, topic: str, partition: int, start: int, end: int
+    ) -> AsyncGenerator[Record, None]:
         """Records of one partition with ``start <= offset < end``, in order. A read that makes
         no progress for ``timeout_s`` fails instead of hanging."""
         if start >= end:

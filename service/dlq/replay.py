@@ -36,7 +36,14 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from service.config import Settings
-from service.dlq.checkpoint import DEFAULT_GROUP, Checkpoint, Coverage, Pending, group_for
+from service.dlq.checkpoint import (
+    DEFAULT_GROUP,
+    Checkpoint,
+    Coverage,
+    Pending,
+    advance,
+    group_for,
+)
 from service.dlq.filters import Filters
 from service.dlq.format import (
     PARKED_FROM,
@@ -228,6 +235,8 @@ class _Replay:
         self.dlq = settings.topic_dlq
         self.events_partitions: list[int] = []
         self.parked_partitions: list[int] = []
+        self.base: dict[int, Checkpoint | None] = {}  # the cursor's commit when the run began
+        self.starts: dict[int, int] = {}  # where this run began, per DLQ partition
 
     async def run(self) -> ReplayReport:
         s = self.settings
@@ -242,13 +251,14 @@ class _Replay:
                 if self.from_start
                 else await link.coverage(self.family, self.dlq, exclude=self.group)
             )
-            starts: dict[int, int] = {}
+            starts = self.starts
             for p in sorted(end):
-                cp = own.get(p)
+                cp = self.base[p] = own.get(p)
                 start = begin[p] if self.from_start or cp is None else max(begin[p], cp.position)
                 if cp is not None and cp.pending is not None and not self.from_start:
                     if cp.pending.offset == start and await self._was_moved(link, p, cp.pending):
                         self.report.recovered += 1
+                        self.base[p] = cp.with_moved(start)
                         start += 1
                 starts[p] = start
             if self.progress is not None:
@@ -282,50 +292,73 @@ class _Replay:
         end: dict[int, int],
         coverage: Coverage,
     ) -> None:
+        """Look at every record from ``starts`` to ``end``, moving what is due; the cursor
+        follows (and stays on a record the run stopped at)."""
         report = self.report
         for p in sorted(end):
             position = starts[p]
             try:
-                async for record in link.scan(self.dlq, p, starts[p], end[p]):
-                    dead = self._dead(record)
-                    action: Action | None = None
-                    if dead is not None and self.filters.matches(
-                        dead, record.key_text, record.timestamp_ms
-                    ):
-                        if coverage.covers(
-                            p, record.offset, dead, record.key_text, record.timestamp_ms
-                        ):
-                            report.matched += 1
-                            report.already += 1
-                        elif self.limit is not None and report.moved >= self.limit:
-                            report.stopped_by_max = True
+                async with contextlib.aclosing(link.scan(self.dlq, p, starts[p], end[p])) as scan:
+                    async for record in scan:
+                        decision = self._decide(record, coverage)
+                        if decision == "stop":
+                            break
+                        if decision == "stop-all":
                             return
-                        else:
-                            report.matched += 1
-                            park = dead.attempt >= self.settings.dlq_max_attempts
-                            action = "park" if park else "replay"
-                    report.scanned += 1
-                    step = None
-                    if action is not None and dead is not None:
-                        step = Step(
-                            p, record.offset, record.key_text, action, dead.attempt, dead.category
-                        )
-                        if mover is None:
-                            report.steps.append(step)
-                            self._count(action)
-                        else:
-                            await self.pacer.wait()
-                            # a cancel that arrived between records stops here, before the
-                            # next move starts (a started move is shielded and finishes)
-                            await asyncio.sleep(0)
-                            await mover.move_shielded(record, action)
-                    position = record.offset + 1
-                    if self.progress is not None:
-                        self.progress.advance(report, step)
-                position = end[p]
+                        report.scanned += 1
+                        step = None
+                        if decision is not None:
+                            step = await self._act(mover, record, decision)
+                        position = record.offset + 1
+                        if self.progress is not None:
+                            self.progress.advance(report, step)
+                    else:
+                        position = end[p]
             finally:
                 if mover is not None:
                     await mover.settle(p, position)
+
+    def _decide(
+        self, record: Record, coverage: Coverage
+    ) -> Action | Literal["stop", "stop-all"] | None:
+        """What to do with one record: move it (replay/park), nothing (None), or stop this
+        partition (a dead letter newer than ``until``: the rest is newer still; the cursor
+        stays so a later run takes it) or the whole run (``max`` reached)."""
+        dead = self._dead(record)
+        if dead is None:
+            return None
+        verdict = self.filters.verdict(dead, record.key_text, record.timestamp_ms)
+        if verdict == "later":
+            return "stop"
+        if verdict == "no":
+            return None
+        if coverage.covers(
+            record.partition, record.offset, dead, record.key_text, record.timestamp_ms
+        ):
+            self.report.matched += 1
+            self.report.already += 1
+            return None
+        if self.limit is not None and self.report.moved >= self.limit:
+            self.report.stopped_by_max = True
+            return "stop-all"
+        self.report.matched += 1
+        return "park" if dead.attempt >= self.settings.dlq_max_attempts else "replay"
+
+    async def _act(self, mover: _Mover | None, record: Record, action: Action) -> Step:
+        dead = parse(record.headers)
+        step = Step(
+            record.partition, record.offset, record.key_text, action, dead.attempt, dead.category
+        )
+        if mover is None:
+            self.report.steps.append(step)
+            self._count(action)
+        else:
+            await self.pacer.wait()
+            # a cancel that arrived between records stops here, before the next move
+            # starts (a started move is shielded and finishes)
+            await asyncio.sleep(0)
+            await mover.move_shielded(record, action)
+        return step
 
     def _count(self, action: Action) -> None:
         if action == "park":
@@ -423,7 +456,7 @@ class _Mover:
         target = target_partition(record.key, parts)
         at_ms = int(now.timestamp() * 1000)
         pending = Pending(record.offset, topic, target, at_ms)
-        await self.cursor.commit(p, Checkpoint(record.offset, self.r.filters, pending))
+        await self.cursor.commit(p, self._checkpoint(p, record.offset, pending))
         with talking_to_kafka(s.kafka_bootstrap, f"producing to {topic}"):
             await self.producer.send_and_wait(
                 topic,
@@ -434,8 +467,17 @@ class _Mover:
                 headers=headers,
             )
         self.r._count(action)
-        await self.cursor.commit(p, Checkpoint(record.offset + 1, self.r.filters))
+        await self.cursor.commit(p, self._checkpoint(p, record.offset + 1))
         self.committed[p] = record.offset + 1
+
+    def _checkpoint(self, p: int, position: int, pending: Pending | None = None) -> Checkpoint:
+        return advance(
+            self.r.base.get(p),
+            start=self.r.starts[p],
+            position=position,
+            filters=self.r.filters,
+            pending=pending,
+        )
 
     async def settle(self, partition: int, position: int) -> None:
         """Commit the cursor past records looked at but not moved (best effort: re-reading
@@ -444,6 +486,6 @@ class _Mover:
             return
         with contextlib.suppress(Exception):
             await asyncio.shield(
-                self.cursor.commit(partition, Checkpoint(position, self.r.filters))
+                self.cursor.commit(partition, self._checkpoint(partition, position))
             )
             self.committed[partition] = position

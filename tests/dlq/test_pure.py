@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.dlq.checkpoint import Checkpoint, Coverage, Pending, group_for
+from service.dlq.checkpoint import Checkpoint, Coverage, Pending, advance, group_for
 from service.dlq.filters import BadFilter, Filters, parse_when
 from service.dlq.format import (
     ATTEMPT,
@@ -113,27 +113,83 @@ def test_identity_names_the_command_line() -> None:
 
 
 def test_checkpoint_round_trip_and_coverage() -> None:
-    """A cursor's metadata keeps the resolved selection and the pending note; it covers only
-    matching dead letters before its position."""
+    """A cursor's metadata keeps its selection, ranges and pending note; it covers exactly the
+    matching dead letters in the ranges its runs looked at."""
     f = Filters.parse(now=NOW, categories=["VALIDATION_ERROR"], since="2h")
     pending = Pending(offset=7, topic="calls.events", partition=2, at_ms=123)
-    cp = Checkpoint.decode(7, Checkpoint(7, f, pending).encode())
+    cp = Checkpoint.decode(
+        7, advance(None, start=0, position=7, filters=f, pending=pending).encode()
+    )
     assert cp.pending == pending
-    assert cp.filters is not None and cp.filters.to_json() == f.to_json()
     assert cp.covers(6, dead(), None, 0)
     assert not cp.covers(7, dead(), None, 0)
     assert not cp.covers(6, dead(category="OTHER"), None, 0)
+    assert not cp.covers(6, dead(failed_at="2026-03-03T09:00:00Z"), None, 0)  # before since
     assert not Checkpoint.decode(9, "not json").covers(1, dead(), None, 0)
     assert Coverage({0: [cp]}).covers(0, 3, dead(), None, 0)
     assert not Coverage({0: [cp]}).covers(1, 3, dead(), None, 0)
 
 
-def test_huge_selection_keeps_cursor_within_kafka_metadata_limit() -> None:
-    """A selection too long for commit metadata keeps the cursor and forgets the selection."""
-    f = Filters.parse(now=NOW, keys=[f"generic:{i:040d}" for i in range(200)])
-    text = Checkpoint(5, f).encode()
+def test_coverage_stays_exact_when_a_relative_window_moves() -> None:
+    """Re-running `--since 2h` later keeps earlier replays covered, and does not claim a dead
+    letter the later window excludes."""
+    run1 = advance(None, start=0, position=5, filters=Filters.parse(now=NOW, since="2h"))
+    later = NOW + timedelta(hours=1)
+    run2 = advance(run1, start=5, position=9, filters=Filters.parse(now=later, since="2h"))
+    cp = Checkpoint.decode(9, run2.encode())
+    old = dead(failed_at="2026-03-03T10:30:00Z")  # inside run 1's window, before run 2's
+    assert cp.covers(2, old, None, 0)
+    assert not cp.covers(6, old, None, 0)
+    assert cp.covers(6, dead(failed_at="2026-03-03T12:30:00Z"), None, 0)
+    assert len(cp.segments) == 2
+    same = advance(run1, start=5, position=9, filters=Filters.parse(now=NOW, since="2h"))
+    assert len(same.segments) == 1  # same window: one range
+
+
+def test_from_start_rewrites_only_the_range_it_covers() -> None:
+    """A forced re-run replaces the ranges it looked at and keeps the rest."""
+    base = advance(None, start=0, position=10, filters=Filters.parse(now=NOW, since="1h"))
+    again = advance(base, start=0, position=4, filters=Filters())
+    assert [(s.start, s.end, s.since_us is None) for s in again.segments] == [
+        (0, 4, True),
+        (4, 10, False),
+    ]
+    assert again.covers(2, dead(failed_at="2026-03-01T00:00:00Z"), None, 0)
+    assert not again.covers(6, dead(failed_at="2026-03-01T00:00:00Z"), None, 0)
+
+
+def test_found_moved_record_is_covered_whatever_the_window() -> None:
+    """A record found moved after an interrupted run counts as moved, and the cursor passes it."""
+    f = Filters.parse(now=NOW, since="1h")
+    note = Pending(3, "calls.events", 0, 1)
+    cp = advance(None, start=0, position=3, filters=f, pending=note).with_moved(3)
+    assert (cp.position, cp.pending) == (4, None)
+    assert cp.covers(3, dead(failed_at="2026-03-01T00:00:00Z"), None, 0)
+
+
+def test_metadata_stays_within_kafkas_limit() -> None:
+    """A long history forgets its oldest ranges; a huge selection keeps only the cursor."""
+    cp: Checkpoint | None = None
+    for run in range(300):
+        f = Filters.parse(now=NOW + timedelta(minutes=run), since="1h")
+        cp = advance(cp, start=run, position=run + 1, filters=f)
+    assert cp is not None
+    text = cp.encode()
     assert len(text) < 4096
-    assert Checkpoint.decode(5, text).filters is None
+    kept = Checkpoint.decode(300, text).segments
+    assert 10 < len(kept) < 300 and kept[-1].end == 300
+    f = Filters.parse(now=NOW, keys=[f"generic:{i:040d}" for i in range(200)])
+    text = advance(None, start=0, position=5, filters=f).encode()
+    assert len(text) < 4096
+    assert Checkpoint.decode(5, text).selection is None
+
+
+def test_until_verdict_says_later() -> None:
+    """A dead letter that fails only --until is "later" (the replay stops there), not "no"."""
+    f = Filters.parse(now=NOW, until="30m", categories=["VALIDATION_ERROR"])
+    assert f.verdict(dead(failed_at="2026-03-03T11:00:00Z"), None, 0) == "match"
+    assert f.verdict(dead(failed_at="2026-03-03T11:45:00Z"), None, 0) == "later"
+    assert f.verdict(dead(category="X", failed_at="2026-03-03T11:45:00Z"), None, 0) == "no"
 
 
 def failure() -> Failure:

@@ -11,13 +11,14 @@ import sys
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from service.config import Settings
-from service.dlq.checkpoint import Checkpoint, Pending, group_for
+from service.dlq.checkpoint import Pending, advance, group_for
 from service.dlq.filters import Filters
 from service.dlq.format import (
     ATTEMPT,
@@ -28,7 +29,8 @@ from service.dlq.format import (
     header_map,
     replay_headers_from,
 )
-from service.dlq.kafkaio import Cursor
+from service.dlq.kafkaio import Cursor, KafkaLink
+from service.dlq.ops import stats
 from service.dlq.replay import ReplayReport, Step, replay, target_partition
 from tests.dlq.helpers import (
     NOW,
@@ -233,10 +235,16 @@ async def pending_note(settings: Settings, group: str, offset: int, key: bytes) 
     """Leave the cursor as a replay killed mid-move does: on ``offset`` with a pending note."""
     part = target_partition(key, list(range(settings.topic_partitions)))
     pending = Pending(offset, settings.topic_events, part, int(time.time() * 1000))
-    cursor = Cursor(settings, group_for(group, Filters()), settings.topic_dlq, [0], 10)
+    name = group_for(group, Filters())
+    async with KafkaLink(settings) as link:
+        base = (await link.checkpoints(name, settings.topic_dlq))[0]
+    cursor = Cursor(settings, name, settings.topic_dlq, [0], 10)
     await cursor.start()
     try:
-        await cursor.commit(0, Checkpoint(offset, Filters(), pending))
+        note = advance(
+            base, start=base.position, position=offset, filters=Filters(), pending=pending
+        )
+        await cursor.commit(0, note)
     finally:
         await cursor.stop()
     return pending
@@ -265,6 +273,7 @@ async def test_killed_after_ack_before_commit_is_not_replayed_twice(
     report = await replay(kafka.settings, Filters(), group=group)
     assert (report.recovered, report.replayed) == (1, 2)
     assert await replayed_from(kafka) == once_each(5)
+    assert (await stats(kafka.settings, group=group)).pending == 0
 
 
 async def test_killed_before_produce_replays_the_record(kafka: KafkaEnv, group: str) -> None:
@@ -350,8 +359,6 @@ async def test_out_of_attempts_is_parked_not_replayed(kafka: KafkaEnv, group: st
 
 
 async def ops_pending(settings: Settings, group: str) -> int:
-    from service.dlq.ops import stats
-
     return (await stats(settings, group=group)).pending
 
 
@@ -423,3 +430,48 @@ async def test_multi_partition_dlq_replays_and_resumes_per_partition(
         await replay(settings, Filters(), max=4, group=group)
     await replay(settings, Filters(), group=group)
     assert await replayed_from(kafka) == sorted((r.partition, r.offset) for r in dead)
+
+
+async def test_relative_until_leaves_newer_dead_letters_for_a_later_run(
+    kafka: KafkaEnv, group: str
+) -> None:
+    """`--until 30m` stops at the first dead letter newer than that; the same command an hour
+    later replays it; meanwhile it counts as pending."""
+    await put_dead_letters(
+        kafka.settings,
+        [
+            Spec("u1", age=timedelta(hours=2)),
+            Spec("u2", age=timedelta(minutes=50)),
+            Spec("u3", age=timedelta(minutes=10)),
+        ],
+    )
+    first = await replay(kafka.settings, Filters.parse(now=NOW, until="30m"), group=group)
+    assert first.replayed == 2
+    assert await replayed_from(kafka) == once_each(2)
+    figures = await stats(kafka.settings, group=group)
+    assert figures.pending == 1
+    later = await replay(
+        kafka.settings, Filters.parse(now=NOW + timedelta(hours=1), until="30m"), group=group
+    )
+    assert later.replayed == 1
+    assert await replayed_from(kafka) == once_each(3)
+    assert (await stats(kafka.settings, group=group)).pending == 0
+
+
+async def test_relative_since_keeps_earlier_replays_covered(kafka: KafkaEnv, group: str) -> None:
+    """Dead letters replayed by `--since 2h` stay replayed when the same command runs later
+    with a window that no longer includes them; an unfiltered replay does not send them again."""
+    await put_dead_letters(
+        kafka.settings,
+        [Spec("s1", age=timedelta(minutes=90)), Spec("s2", age=timedelta(minutes=30))],
+    )
+    assert (
+        await replay(kafka.settings, Filters.parse(now=NOW, since="2h"), group=group)
+    ).replayed == 2
+    await put_dead_letters(kafka.settings, [Spec("s3", age=timedelta(minutes=0))])
+    later = Filters.parse(now=NOW + timedelta(hours=1), since="2h")
+    assert (await replay(kafka.settings, later, group=group)).replayed == 1
+    assert (await stats(kafka.settings, group=group)).pending == 0
+    everything = await replay(kafka.settings, Filters(), group=group)
+    assert (everything.replayed, everything.already) == (0, 3)
+    assert await replayed_from(kafka) == once_each(3)
