@@ -3,12 +3,10 @@
 Guarantees, and how they are kept:
 
 - **Resumable, no skips, no duplicates.** The replay's position lives in its own consumer
-  group (``checkpoint``). Before a record is produced, the commit moves *onto* it with a
-  ``pending`` note naming the target partition and the record's timestamp; after the ack
-  (idempotent producer, ``acks=all``) the commit moves past it. A replay that was stopped
-  anywhere in between finds the note on its next run and looks for the record in that
-  partition: found → it is not produced again; absent → it is produced now. Cancelling a
-  replay (Ctrl-C, SIGTERM) lets the record in flight finish first.
+  group (``checkpoint``); each record is moved with a pending note on that cursor
+  (``move``), so a replay stopped anywhere, even between the produce and the commit, picks
+  up exactly where it was on the next run. Cancelling a replay (Ctrl-C, SIGTERM) lets the
+  record in flight finish first.
 - **Only what is pending.** Dead letters that an earlier replay already moved (under any
   selection) are not replayed again, unless ``from_start`` asks for exactly that; the
   writer's exactly-once effect makes that harmless for HubSpot.
@@ -32,29 +30,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
-
 from service.config import Settings
 from service.dlq.checkpoint import (
     DEFAULT_GROUP,
     Checkpoint,
     Coverage,
-    Pending,
-    advance,
     group_for,
 )
 from service.dlq.filters import Filters
 from service.dlq.format import (
-    PARKED_FROM,
-    PARKED_FROM_PARTITION,
-    REPLAYED_FROM,
-    REPLAYED_FROM_PARTITION,
     DeadLetter,
-    header_map,
-    parked_headers,
     parse,
-    replay_headers_from,
 )
 from service.dlq.kafkaio import (
     DEFAULT_TIMEOUT_S,
@@ -63,11 +49,8 @@ from service.dlq.kafkaio import (
     Record,
     talking_to_kafka,
 )
+from service.dlq.move import Action, Mover, was_moved
 from service.kafka import make_producer
-
-Action = Literal["replay", "park"]
-#: how long after its timestamp a pending record can still have been appended
-PENDING_WINDOW_MS = 5 * 60 * 1000
 
 
 class Clock(Protocol):
@@ -162,12 +145,6 @@ class Pacer:
         self._next = target + 1.0 / self.rate
 
 
-def target_partition(key: bytes | None, partitions: list[int]) -> int:
-    """The partition the default (Java-compatible murmur2) partitioner picks for ``key``:
-    a replayed event lands where the ingress puts the call's other events."""
-    return int(DefaultPartitioner()(key, sorted(partitions), sorted(partitions)))
-
-
 async def replay(
     settings: Settings,
     filters: Filters,
@@ -256,7 +233,7 @@ class _Replay:
                 cp = self.base[p] = own.get(p)
                 start = begin[p] if self.from_start or cp is None else max(begin[p], cp.position)
                 if cp is not None and cp.pending is not None and not self.from_start:
-                    if cp.pending.offset == start and await self._was_moved(link, p, cp.pending):
+                    if cp.pending.offset == start and await was_moved(link, s, p, cp.pending):
                         self.report.recovered += 1
                         self.base[p] = cp.with_moved(start)
                         start += 1
@@ -273,9 +250,21 @@ class _Replay:
                         async with asyncio.timeout(self.timeout_s):
                             await producer.start()
                     await cursor.start()
-                    await self._walk(
-                        link, _Mover(self, link, producer, cursor), starts, end, coverage
+                    mover = Mover(
+                        s,
+                        self.filters,
+                        producer,
+                        cursor,
+                        partitions={
+                            s.topic_events: self.events_partitions,
+                            s.topic_parked: self.parked_partitions,
+                        },
+                        base=self.base,
+                        starts=starts,
+                        now=self.clock.now,
+                        on_moved=self._count,
                     )
+                    await self._walk(link, mover, starts, end, coverage)
                 finally:
                     await cursor.stop()
                     with contextlib.suppress(Exception):
@@ -287,7 +276,7 @@ class _Replay:
     async def _walk(
         self,
         link: KafkaLink,
-        mover: _Mover | None,
+        mover: Mover | None,
         starts: dict[int, int],
         end: dict[int, int],
         coverage: Coverage,
@@ -344,7 +333,7 @@ class _Replay:
         self.report.matched += 1
         return "park" if dead.attempt >= self.settings.dlq_max_attempts else "replay"
 
-    async def _act(self, mover: _Mover | None, record: Record, action: Action) -> Step:
+    async def _act(self, mover: Mover | None, record: Record, action: Action) -> Step:
         dead = parse(record.headers)
         step = Step(
             record.partition, record.offset, record.key_text, action, dead.attempt, dead.category
@@ -373,31 +362,6 @@ class _Replay:
             self.report.unreadable += 1
             return None
 
-    async def _was_moved(self, link: KafkaLink, dlq_partition: int, pending: Pending) -> bool:
-        """Whether the record a stopped run was moving reached its target partition."""
-        if pending.topic == self.settings.topic_parked:
-            names = (PARKED_FROM, PARKED_FROM_PARTITION)
-        else:
-            names = (REPLAYED_FROM, REPLAYED_FROM_PARTITION)
-        # The record, if it was appended, carries timestamp at_ms: it is at or after the first
-        # offset stamped at_ms - window (the window absorbs LogAppendTime clock skew).
-        start = await link.offset_at(
-            pending.topic, pending.partition, pending.at_ms - PENDING_WINDOW_MS
-        )
-        if start is None:
-            return False
-        _, end = await link.bounds(pending.topic)
-        stop = end.get(pending.partition, 0)
-        async for rec in link.scan(pending.topic, pending.partition, start, stop):
-            h = header_map(rec.headers)
-            if h.get(names[0]) == str(pending.offset) and h.get(names[1], "0") == str(
-                dlq_partition
-            ):
-                return True
-            if rec.timestamp_ms > pending.at_ms + 2 * PENDING_WINDOW_MS:
-                return False  # appended well after it could have been
-        return False
-
     async def _count_behind(
         self, link: KafkaLink, begin: dict[int, int], starts: dict[int, int]
     ) -> int:
@@ -412,80 +376,3 @@ class _Replay:
                 if self.filters.matches(dead, record.key_text, record.timestamp_ms):
                     count += 1
         return count
-
-
-class _Mover:
-    """Moves one dead letter at a time with the pending-note protocol; tracks commits."""
-
-    def __init__(
-        self, replay: _Replay, link: KafkaLink, producer: AIOKafkaProducer, cursor: Cursor
-    ) -> None:
-        self.r = replay
-        self.link = link
-        self.producer = producer
-        self.cursor = cursor
-        self.committed: dict[int, int] = {}
-        self.unsure = False  # a move failed half-way: leave its pending note for the next run
-
-    async def move_shielded(self, record: Record, action: Action) -> None:
-        """Move the record; a cancellation waits for it to finish, then propagates."""
-        task = asyncio.ensure_future(self._move(record, action))
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait({task})
-            if task.cancelled() or task.exception() is not None:
-                self.unsure = True
-            raise
-        except BaseException:
-            self.unsure = True
-            raise
-
-    async def _move(self, record: Record, action: Action) -> None:
-        s = self.r.settings
-        p = record.partition
-        now = self.r.clock.now()
-        if action == "park":
-            topic, parts = s.topic_parked, self.r.parked_partitions
-            headers = parked_headers(
-                record.headers, partition=p, dlq_offset=record.offset, parked_at=now
-            )
-        else:
-            topic, parts = s.topic_events, self.r.events_partitions
-            headers = replay_headers_from(record.headers, p, record.offset)
-        target = target_partition(record.key, parts)
-        at_ms = int(now.timestamp() * 1000)
-        pending = Pending(record.offset, topic, target, at_ms)
-        await self.cursor.commit(p, self._checkpoint(p, record.offset, pending))
-        with talking_to_kafka(s.kafka_bootstrap, f"producing to {topic}"):
-            await self.producer.send_and_wait(
-                topic,
-                value=record.value,
-                key=record.key,
-                partition=target,
-                timestamp_ms=at_ms,
-                headers=headers,
-            )
-        self.r._count(action)
-        await self.cursor.commit(p, self._checkpoint(p, record.offset + 1))
-        self.committed[p] = record.offset + 1
-
-    def _checkpoint(self, p: int, position: int, pending: Pending | None = None) -> Checkpoint:
-        return advance(
-            self.r.base.get(p),
-            start=self.r.starts[p],
-            position=position,
-            filters=self.r.filters,
-            pending=pending,
-        )
-
-    async def settle(self, partition: int, position: int) -> None:
-        """Commit the cursor past records looked at but not moved (best effort: re-reading
-        them next time is harmless). Never over a half-done move's pending note."""
-        if self.unsure or position <= self.committed.get(partition, -1):
-            return
-        with contextlib.suppress(Exception):
-            await asyncio.shield(
-                self.cursor.commit(partition, self._checkpoint(partition, position))
-            )
-            self.committed[partition] = position

@@ -25,7 +25,8 @@ from service.dlq.format import (
     parse,
     replay_headers_from,
 )
-from service.dlq.replay import Pacer, target_partition
+from service.dlq.move import target_partition
+from service.dlq.replay import Pacer
 
 NOW = datetime(2026, 3, 3, 12, 0, 0, tzinfo=UTC)
 

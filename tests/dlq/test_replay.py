@@ -30,8 +30,9 @@ from service.dlq.format import (
     replay_headers_from,
 )
 from service.dlq.kafkaio import Cursor, KafkaLink
+from service.dlq.move import target_partition
 from service.dlq.ops import stats
-from service.dlq.replay import ReplayReport, Step, replay, target_partition
+from service.dlq.replay import ReplayReport, Step, replay
 from tests.dlq.helpers import (
     NOW,
     Spec,
