@@ -86,6 +86,8 @@ class Settings(BaseSettings):
 
     # Dead letters
     dlq_max_attempts: int = Field(default=5, ge=1)
+    #: how often the writer refreshes the DLQ depth/age gauges (0 disables)
+    dlq_metrics_interval_s: float = Field(default=60.0, ge=0)
 
     # Logging
     log_level: str = "INFO"

@@ -164,6 +164,8 @@ class LocalKafka:
             "transaction.state.log.min.isr": "1",
             "share.coordinator.state.topic.replication.factor": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # group offsets (the DLQ replay cursor) kept as long as calls.dlq keeps records
+            "offsets.retention.minutes": "43200",
             "log.cleaner.backoff.ms": "1000",
         }
         path = self.data_dir / "server.properties"

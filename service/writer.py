@@ -136,11 +136,28 @@ class Writer:
         if not self.started:
             await self.start()
         assert self.consumer is not None
+        gauges = asyncio.create_task(self._refresh_dlq_metrics())
         try:
             while not self._stop.is_set():
                 await self._step()
         finally:
+            gauges.cancel()
             await self._drain()
+
+    async def _refresh_dlq_metrics(self) -> None:
+        """Keep the DLQ depth/age gauges on this process's /metrics current."""
+        interval = self.settings.dlq_metrics_interval_s
+        if interval <= 0:
+            return
+        from service.dlq.kafkaio import DlqError
+        from service.dlq.metrics import refresh_metrics
+
+        while True:
+            try:
+                await refresh_metrics(self.settings)
+            except DlqError as exc:
+                log.warning("dlq_metrics_unavailable", error=str(exc))
+            await asyncio.sleep(interval)
 
     async def _step(self) -> None:
         assert self.consumer is not None

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import orjson
+from prometheus_client import generate_latest
 
 import handlers.generic as generic
 from handlers import NormalizeOptions, WebhookRequest
@@ -211,12 +212,19 @@ async def test_rejected_items_go_to_the_dlq_and_the_rest_is_written(
         for i in range(50)
     ]
     await produce_events(kafka.settings, events)
-    handle = await start_writer()
+    handle = await start_writer(
+        pipeline_settings.model_copy(update={"dlq_metrics_interval_s": 0.5})
+    )
 
     async def settled() -> bool:
         return sum((await committed_offsets(kafka, pipeline_settings.writer_group)).values()) == 50
 
+    async def gauge_shows_them() -> bool:  # the writer publishes the DLQ depth on /metrics
+        text = generate_latest().decode()
+        return 'callbridge_dlq_depth{category="VALIDATION_ERROR"} 5.0' in text
+
     await wait_until(settled)
+    await wait_until(gauge_shows_them, timeout_s=30)
     await handle.stop()
     calls = all_calls(sandbox, PROPS)
     assert sorted(c["properties"]["hs_call_external_id"] for c in calls) == sorted(
