@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import subprocess
@@ -78,7 +79,9 @@ def sandbox(
     token: Annotated[
         list[str] | None, typer.Option(help="accepted Bearer token (repeatable)")
     ] = None,
-    rate_limit: Annotated[int, typer.Option(help="requests per rolling 10 s per token")] = 190,
+    rate_limit: Annotated[
+        str, typer.Option(help="requests per rolling 10 s per token: 190 or 190/10s")
+    ] = "190",
     search_rate: Annotated[int, typer.Option(help="search requests per second per token")] = 5,
     daily_limit: Annotated[int | None, typer.Option(help="requests per day per token")] = None,
     data: Annotated[
@@ -86,13 +89,18 @@ def sandbox(
     ] = None,
 ) -> None:
     """Serve the local HubSpot Calls API emulator (the default HubSpot target)."""
+    from sandbox.__main__ import rate
     from sandbox.config import SandboxConfig
     from sandbox.server import serve
 
     logs.configure()
+    try:
+        per_10s = rate(rate_limit)
+    except argparse.ArgumentTypeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--rate-limit") from exc
     config = SandboxConfig(
         tokens=token or ["sandbox-token"],
-        rate_limit=rate_limit,
+        rate_limit=per_10s,
         search_rate=search_rate,
         daily_limit=daily_limit,
         data_file=data,

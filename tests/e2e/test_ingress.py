@@ -158,3 +158,19 @@ async def test_broker_down_gives_503_then_recovers_without_restart() -> None:
             assert (await client.get(url + "/readyz")).status_code == 200
     finally:
         broker.stop()
+
+
+def test_cli_sandbox_rejects_a_malformed_rate_limit() -> None:
+    """`callbridge sandbox --rate-limit abc` fails with a usage error naming the option."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "sandbox", "--rate-limit", "abc"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--rate-limit" in result.stderr and "N/10s" in result.stderr
