@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final
 
 import msgspec
 
@@ -271,10 +271,3 @@ def prepare(pending: Pending, record: CallRecord | None) -> CallWrite:
     else:
         delta = props
     return CallWrite(pending, new, delta, [e.event_id for e in fresh])
-
-
-T = TypeVar("T")
-
-
-def chunked(items: list[T], size: int = MAX_BATCH) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

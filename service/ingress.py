@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -281,7 +280,3 @@ def _reply(reply: Reply) -> Response:
 def _stamped(event: CallEvent, received: str) -> CallEvent:
     event.received_at = received
     return event
-
-
-def dumps(obj: object) -> bytes:
-    return orjson.dumps(obj)

@@ -89,7 +89,3 @@ def encode_event(event: CallEvent) -> bytes:
 def decode_event(raw: bytes) -> CallEvent:
     """Decode a ``calls.events`` value; raises ``msgspec.ValidationError``/``DecodeError``."""
     return _decoder.decode(raw)
-
-
-def call_key(provider: str, call_id: str) -> str:
-    return f"{provider}:{call_id}"

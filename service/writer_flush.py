@@ -20,7 +20,7 @@ import structlog
 
 from handlers.common import e164
 from service import metrics
-from service.coalesce import CallRecord, CallWrite, Pending, chunked, explicit_ids, prepare
+from service.coalesce import CallRecord, CallWrite, Pending, explicit_ids, prepare
 from service.config import Settings
 from service.contacts import ContactResolver
 from service.dlq.format import Failure
@@ -31,7 +31,16 @@ from service.hubspot import (
     HubSpotValidationError,
 )
 from service.hubspot.models import Filter, FilterGroup, SearchRequest
-from service.hubspot.wire import Dead, ItemOutcome, Ok, Retry, create_input, outcomes, update_input
+from service.hubspot.wire import (
+    Dead,
+    ItemOutcome,
+    Ok,
+    Retry,
+    chunks,
+    create_input,
+    outcomes,
+    update_input,
+)
 from service.idstore import IdStore
 
 log = structlog.get_logger()
@@ -212,7 +221,7 @@ class Flusher:
             base = c.previous or CallRecord()
             intents.append((c.write.key, c.write.pending.partition, _with_intent(base, intent_at)))
         await self.store.put_many(intents)
-        for chunk in chunked(creates):
+        for chunk in chunks(creates):
             metrics.BATCH_SIZE.labels("create").observe(len(chunk))
             outcome = await self._create_batch(chunk)
             await self._settle(chunk, outcome, "batchCreateCalls", result)
@@ -250,7 +259,7 @@ class Flusher:
     # -- updates -------------------------------------------------------------------------
 
     async def _update(self, updates: list[_Call], result: FlushResult) -> None:
-        for chunk in chunked(updates):
+        for chunk in chunks(updates):
             metrics.BATCH_SIZE.labels("update").observe(len(chunk))
             outcome = await self._update_batch(chunk)
             pairs = [
