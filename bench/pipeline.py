@@ -178,7 +178,7 @@ def backlog(calls: int, seed: int = 3) -> list[CallEvent]:
     """3-5 events per call (ringing, answered, ended, maybe recording/update), shuffled,
     plus 10 % duplicates: what a busy hour of telephony looks like to the writer."""
     rng = random.Random(seed)
-    t0 = datetime(2026, 3, 3, 15, tzinfo=UTC)
+    t0 = datetime.now(UTC) - timedelta(days=1)  # recent calls: the writer's ordinary path
     out: list[CallEvent] = []
     for i in range(calls):
         kinds = ["call.ringing", "call.answered", "call.ended"]

@@ -52,6 +52,8 @@ class CallRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     contacts: list[str] = msgspec.field(default_factory=list)
     #: when a create was sent whose outcome is not yet known (clock seconds), else None
     intent_at: float | None = None
+    #: when this record was last written (wall seconds): old records are not kept in memory
+    touched_at: float | None = None
 
 
 _record_encoder = msgspec.json.Encoder()
@@ -265,6 +267,7 @@ def prepare(pending: Pending, record: CallRecord | None) -> CallWrite:
         events=events,
         contacts=list(base.contacts),
         intent_at=base.intent_at,
+        touched_at=base.touched_at,
     )
     if base.hubspot_id is not None:
         delta = {k: v for k, v in props.items() if base.properties.get(k) != v}

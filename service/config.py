@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     #: wait this long after a create of unknown outcome before searching HubSpot for it
     #: (HubSpot's search index lags writes by a few seconds)
     writer_reconcile_after_s: float = Field(default=10.0, ge=0)
+    #: calls.ids records untouched this long are dropped from memory (and the topic); an
+    #: event of a call older than this is looked up in HubSpot before a create
+    writer_ids_retention_days: float = Field(default=30.0, gt=0)
     #: how long to wait before trying again when HubSpot's daily budget is spent
     writer_daily_retry_s: float = Field(default=60.0, gt=0)
     contact_cache_ttl_s: float = 300.0

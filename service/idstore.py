@@ -6,11 +6,18 @@ a partition of events loads exactly the records it needs when the partition is a
 A record is written *before* the events' offsets are committed: after a crash, the
 redelivered events find the call's HubSpot id (update, not a second create) or its
 create intent (reconcile by searching ``hs_call_external_id`` before creating again).
+
+Memory stays bounded: records not written for ``retention_s`` are not loaded (and are
+tombstoned so the topic forgets them too). A call whose record may have been forgotten
+is recognisable by its old events, and the writer searches HubSpot for it before
+creating (see ``service.writer_flush``): the store is an optimization, HubSpot the truth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -22,8 +29,17 @@ log = structlog.get_logger()
 
 
 class IdStore:
-    def __init__(self, bootstrap: str, topic: str, producer: AIOKafkaProducer) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        producer: AIOKafkaProducer,
+        retention_s: float = float("inf"),
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.bootstrap = bootstrap
+        self.retention_s = retention_s
+        self.wall = wall
         self.topic = topic
         self.producer = producer
         self.records: dict[str, CallRecord] = {}
@@ -59,6 +75,7 @@ class IdStore:
                         key = rec.key.decode()
                         if rec.value is None:
                             self.records.pop(key, None)
+                            self._partition_of.pop(key, None)
                         else:
                             self.records[key] = decode_record(rec.value)
                             self._partition_of[key] = tp.partition
@@ -68,8 +85,31 @@ class IdStore:
                         remaining.discard(tp)
         finally:
             await consumer.stop()
-        log.info("idstore_loaded", partitions=sorted(partitions), records=loaded)
+        expired = self._expired(partitions)
+        for key, _ in expired:
+            self.records.pop(key, None)
+            self._partition_of.pop(key, None)
+        if expired:  # let compaction drop them from the topic too
+            await self.put_many([(key, partition, None) for key, partition in expired])
+        log.info(
+            "idstore_loaded",
+            partitions=sorted(partitions),
+            records=loaded,
+            kept=sum(1 for p in self._partition_of.values() if p in partitions),
+            expired=len(expired),
+        )
         return loaded
+
+    def _expired(self, partitions: set[int]) -> list[tuple[str, int]]:
+        """Records of these partitions not written within the retention window."""
+        horizon = self.wall() - self.retention_s
+        return [
+            (key, partition)
+            for key, partition in self._partition_of.items()
+            if partition in partitions
+            and (touched := self.records[key].touched_at) is not None
+            and touched < horizon
+        ]
 
     def forget(self, partitions: set[int]) -> None:
         for key in [k for k, p in self._partition_of.items() if p in partitions]:

@@ -99,7 +99,13 @@ class Writer:
         await self.producer.start()
         self.hubspot = HubSpotClient.from_settings(s)
         await self.hubspot.__aenter__()
-        self.store = IdStore(s.kafka_bootstrap, s.topic_ids, self.producer)
+        self.store = IdStore(
+            s.kafka_bootstrap,
+            s.topic_ids,
+            self.producer,
+            retention_s=s.writer_ids_retention_days * 86400,
+            wall=self.wall,
+        )
         contacts = ContactResolver(
             self._lookup_contacts,
             ttl_s=s.contact_cache_ttl_s,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import structlog
 
@@ -46,6 +47,8 @@ from service.idstore import IdStore
 log = structlog.get_logger()
 
 EXTERNAL_ID = "hs_call_external_id"
+#: an intent time that is always due: "search HubSpot before creating"
+ANCIENT = 1.0
 PHONE_PROPERTIES = ("phone", "mobilephone")
 
 DeadLetter = Callable[[list[Pending], Failure], Awaitable[None]]
@@ -142,7 +145,16 @@ class Flusher:
 
     def _call(self, pending: Pending) -> _Call:
         previous = self.store.get(pending.key)
-        return _Call(prepare(pending, previous), [], previous)
+        call = _Call(prepare(pending, previous), [], previous)
+        if previous is None and self._older_than_the_store(pending):
+            # its record may have been dropped from the store: look in HubSpot first
+            call.write.record.intent_at = ANCIENT
+        return call
+
+    def _older_than_the_store(self, pending: Pending) -> bool:
+        """Whether the call started before the store's retention window (minus a day)."""
+        horizon = self.wall() - (self.settings.writer_ids_retention_days - 1) * 86400
+        return any(_epoch(e.occurred_at) < horizon for e in pending.events)
 
     # -- reconciliation of creates of unknown outcome ------------------------------------
 
@@ -334,6 +346,7 @@ class Flusher:
                 record = c.write.record
                 record.hubspot_id = record.hubspot_id or item.id
                 record.intent_at = None
+                record.touched_at = self.wall()
                 record.contacts = sorted(set(record.contacts) | set(c.contacts))
                 puts.append((c.write.key, c.write.pending.partition, record))
                 result.settled.append(c.write.pending)
@@ -365,6 +378,7 @@ def _with_intent(record: CallRecord, intent_at: float) -> CallRecord:
         events=list(record.events),
         contacts=list(record.contacts),
         intent_at=intent_at,
+        touched_at=intent_at,
     )
 
 
@@ -418,3 +432,10 @@ def search_chunks(values: list[str], budget: int = 2000, most: int = 100) -> lis
     if current:
         out.append(current)
     return out
+
+
+def _epoch(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return float("inf")  # unreadable: treat as new (the ingress wrote it, it is valid)

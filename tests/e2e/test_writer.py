@@ -25,7 +25,9 @@ from tests.fixtures.kafka import KafkaEnv
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.services import wait_until
 
-T0 = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
+#: recent calls (two days ago, on a minute): the writer's ordinary path; older ones than
+#: CALLBRIDGE_WRITER_IDS_RETENTION_DAYS are looked up in HubSpot first (tested below)
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(second=0, microsecond=0)
 PROPS = [
     "hs_call_external_id",
     "hs_call_status",
@@ -457,3 +459,39 @@ async def test_a_second_writer_joining_rebalances_without_loss_or_duplicates(
     assert {c["properties"]["hs_call_status"] for c in calls} == {"COMPLETED"}
     assert {c["properties"]["hs_call_duration"] for c in calls} == {"30000"}
     assert await kafka.records(kafka.settings.topic_dlq) == []
+
+
+async def test_forgotten_old_calls_are_found_in_hubspot_not_created_again(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """Past the ids retention a call's record is dropped (memory stays bounded) and tombstoned;
+    a late event of that old call is searched in HubSpot and updates it: still one record."""
+    settings = pipeline_settings.model_copy(
+        update={"writer_ids_retention_days": 2e-5, "writer_session_timeout_ms": 6000}  # ~1.7 s
+    )
+    first = await start_writer(settings)
+    await produce_events(kafka.settings, [event(5, "call.answered", timedelta())])
+
+    async def created() -> bool:
+        return sandbox.stats()["records"]["calls"] == 1
+
+    await wait_until(created)
+    await first.stop()
+    await asyncio.sleep(2.5)  # the record is now older than the retention
+    second = await start_writer(settings)
+    await produce_events(
+        kafka.settings, [event(5, "call.ended", timedelta(seconds=40), duration_ms=40_000)]
+    )
+
+    async def updated() -> bool:
+        calls = all_calls(sandbox, PROPS)
+        return len(calls) == 1 and calls[0]["properties"].get("hs_call_duration") == "40000"
+
+    await wait_until(updated)
+    assert second.writer.store is not None
+    assert len(all_calls(sandbox, PROPS)) == 1
+    stats = sandbox.stats()
+    assert sum(stats["batch_inputs"]["batchCreateCalls"]) == 1
+    assert stats_sum(stats, "searchCalls") >= 1
+    ids = await kafka.records(kafka.settings.topic_ids)
+    assert any(r.key == b"generic:c5" and r.value is None for r in ids)  # tombstoned
