@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import structlog
@@ -17,6 +17,9 @@ import typer
 
 from service import logs
 from service.config import PROVIDER_SECRETS, Settings
+
+if TYPE_CHECKING:
+    from service.localkafka import LocalKafka
 
 app = typer.Typer(
     help="callbridge: every telephony call into HubSpot as exactly one call record.",
@@ -118,17 +121,12 @@ def kafka(
     ] = DEFAULT_DATA / "kafka",
 ) -> None:
     """Fetch (once, with Maven) and run a local single-node Apache Kafka broker (KRaft)."""
-    from service.localkafka import KAFKA_VERSION, KafkaLaunchError, LocalKafka
+    from service.localkafka import KAFKA_VERSION, LocalKafka
 
     logs.configure()
-    broker = LocalKafka(data_dir=data_dir, port=port, controller_port=controller_port)
-    try:
-        broker.start()
-        asyncio.run(broker.wait_ready())
-    except KafkaLaunchError as exc:
-        broker.stop()
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    broker = _start_broker(
+        LocalKafka(data_dir=data_dir, port=port, controller_port=controller_port)
+    )
     typer.echo(f"Apache Kafka {KAFKA_VERSION} ready on {broker.bootstrap} (Ctrl-C stops it)")
     try:
         while broker.running():
@@ -149,7 +147,7 @@ def run(
     ] = DEFAULT_DATA / "kafka",
 ) -> None:
     """Everything for local use: Kafka broker, sandbox, ingress (8080) and writer; Ctrl-C stops all."""
-    from service.localkafka import KafkaLaunchError, LocalKafka
+    from service.localkafka import LocalKafka
 
     for provider, attr in PROVIDER_SECRETS.items():
         os.environ.setdefault(f"CALLBRIDGE_{attr.upper()}", DEV_SECRETS[provider])
@@ -161,14 +159,7 @@ def run(
                 f"error: CALLBRIDGE_KAFKA_BOOTSTRAP={s.kafka_bootstrap} is not reachable", err=True
             )
             raise typer.Exit(2)
-        broker = LocalKafka(data_dir=data_dir)
-        try:
-            broker.start()
-            asyncio.run(broker.wait_ready())
-        except KafkaLaunchError as exc:
-            broker.stop()
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
+        broker = _start_broker(LocalKafka(data_dir=data_dir))
     sandbox_proc = None
     if s.hubspot_url.rstrip("/") == "http://127.0.0.1:8090":
         # persisted next to the broker's data: the writer's calls.ids records survive a
@@ -277,6 +268,20 @@ def emit(
     )
     typer.echo(f"{response.status_code} {response.text}")
     raise typer.Exit(0 if response.status_code == 202 else 1)
+
+
+def _start_broker(broker: LocalKafka) -> LocalKafka:
+    """Start the local broker and wait until it answers; exit 2 with the reason if not."""
+    from service.localkafka import KafkaLaunchError
+
+    try:
+        broker.start()
+        asyncio.run(broker.wait_ready())
+    except KafkaLaunchError as exc:
+        broker.stop()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    return broker
 
 
 def _reachable(bootstrap: str) -> bool:

@@ -315,11 +315,7 @@ class HubSpotClient:
             idempotent=False,
             retry_unknown=retry_unknown,
         )
-        return decode_batch(
-            response.content,
-            response.status_code,
-            response.headers.get(CORRELATION_HEADER),
-        )
+        return _batch(response)
 
     async def batch_read_calls(
         self,
@@ -346,11 +342,7 @@ class HubSpotClient:
             params=_query(archived=archived),
             body=body,
         )
-        return decode_batch(
-            response.content,
-            response.status_code,
-            response.headers.get(CORRELATION_HEADER),
-        )
+        return _batch(response)
 
     async def batch_update_calls(self, inputs: Sequence[BatchUpdateInput]) -> CallBatchResponse:
         """Update up to 100 calls (``batchUpdateCalls``); item errors name ``context.ids``."""
@@ -361,11 +353,7 @@ class HubSpotClient:
             f"{CALLS}/batch/update",
             body=BatchUpdateRequest(inputs=list(inputs)),
         )
-        return decode_batch(
-            response.content,
-            response.status_code,
-            response.headers.get(CORRELATION_HEADER),
-        )
+        return _batch(response)
 
     async def batch_archive_calls(self, ids: Sequence[str]) -> None:
         """Archive up to 100 calls (``batchArchiveCalls``)."""
@@ -435,11 +423,7 @@ class HubSpotClient:
             params=_query(archived=archived),
             body=body,
         )
-        return decode_batch(
-            response.content,
-            response.status_code,
-            response.headers.get(CORRELATION_HEADER),
-        )
+        return _batch(response)
 
     async def create_contact(
         self, properties: Mapping[str, str], *, retry_unknown: bool = False
@@ -475,3 +459,10 @@ class HubSpotClient:
             body=AssociationBatchCreateRequest(inputs=inputs),
         )
         return decode_association_batch(response.content, response.status_code)
+
+
+def _batch(response: httpx.Response) -> CallBatchResponse:
+    """A batch answer with its status and correlation id (207 item errors carry none)."""
+    return decode_batch(
+        response.content, response.status_code, response.headers.get(CORRELATION_HEADER)
+    )
