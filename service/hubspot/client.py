@@ -394,6 +394,17 @@ class HubSpotClient:
             body=GdprDeleteRequest(object_id=object_id, id_property=id_property),
         )
 
+    # --- Properties -------------------------------------------------------------------
+
+    async def get_call_property(self, name: str) -> dict[str, object]:
+        """One call property's definition (``GET /crm/v3/properties/calls/{name}``);
+        raises ``HubSpotNotFound`` when the portal has no such property."""
+        response = await self._send(
+            "getCallProperty", "GET", f"/crm/v3/properties/calls/{_id(name)}"
+        )
+        body = msgspec.json.decode(response.content)
+        return body if isinstance(body, dict) else {}
+
     # --- Contacts ---------------------------------------------------------------------
 
     async def search_contacts(self, request: SearchRequest) -> SearchResponse:
