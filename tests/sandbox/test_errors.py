@@ -87,13 +87,14 @@ def test_unknown_object_type_is_400(api: Api) -> None:
 
 
 def test_conflict_shape(api: Api) -> None:
-    """A duplicate unique value is 409 CONFLICT in the same shape."""
+    """A duplicate unique value is HubSpot's 400 VALIDATION_ERROR in the same shape."""
     api.define_unique()
     api.create_call(hs_call_external_id="dup")
     r = api.post(
         "/crm/v3/objects/calls", {"properties": {"hs_timestamp": TS, "hs_call_external_id": "dup"}}
     )
-    assert_error_shape(r, 409, "CONFLICT")
+    assert_error_shape(r, 400, "VALIDATION_ERROR")
+    assert r.json()["message"].endswith("already has that value.")
 
 
 def test_correlation_id_header_matches_body(api: Api) -> None:
