@@ -37,6 +37,7 @@ from service.idstore import IdStore
 from service.kafka import ensure_topics, make_producer
 from service.model import decode_event
 from service.offsets import OffsetTracker
+from service.wiring import hubspot_client
 from service.writer_flush import Flusher, Paused, find_contacts_by_phone
 
 log = structlog.get_logger()
@@ -97,7 +98,7 @@ class Writer:
         if s.create_topics:
             await ensure_topics(s)
         await self.producer.start()
-        self.hubspot = HubSpotClient.from_settings(s)
+        self.hubspot = hubspot_client(s)
         await self.hubspot.__aenter__()
         self.store = IdStore(
             s.kafka_bootstrap,
