@@ -86,7 +86,7 @@ def _cli(
         "CALLBRIDGE_HUBSPOT_URL": sandbox.url,
         "CALLBRIDGE_HUBSPOT_TOKEN": token or sandbox.token,
     }
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "-m", "service.cli", "hubspot", "setup", *args],
         cwd=ROOT,
         env=env,
