@@ -300,3 +300,44 @@ def test_batch_upsert_by_unique_property(sandbox: SandboxHandle, api: Api) -> No
     ]
     r = api.post("/crm/v3/objects/calls/batch/upsert", {"inputs": missing_ts})
     assert r.status_code == 207 and r.json()["errors"][0]["context"]["objectWriteTraceId"] == ["t"]
+
+
+def test_batch_upsert_conflict_on_another_unique_property(sandbox: SandboxHandle, api: Api) -> None:
+    """Upsert by one key that would duplicate another unique value: per item when traced,
+    the whole batch when not (nothing written), or always whole with reject_whole_batch."""
+    api.define_unique()
+    api.define_unique("callbridge_call_key")
+    holder = api.create_call(hs_call_external_id="taken")
+
+    def item(key: str, ext: str, trace: str | None = None) -> dict[str, object]:
+        out: dict[str, object] = {
+            "idProperty": "callbridge_call_key",
+            "id": key,
+            "properties": {"hs_timestamp": TS, "hs_call_external_id": ext},
+        }
+        if trace:
+            out["objectWriteTraceId"] = trace
+        return out
+
+    r = api.post(
+        "/crm/v3/objects/calls/batch/upsert",
+        {"inputs": [item("a", "taken", "ta"), item("b", "free", "tb")]},
+    )
+    assert r.status_code == 207
+    err = r.json()["errors"][0]
+    assert err["context"] == {"objectWriteTraceId": ["ta"]}
+    assert err["message"].endswith(f"{holder['id']} already has that value.")
+    assert [x["properties"]["callbridge_call_key"] for x in r.json()["results"]] == ["b"]
+    before = sandbox.stats()["records"]["calls"]
+    r = api.post(
+        "/crm/v3/objects/calls/batch/upsert", {"inputs": [item("c", "free2"), item("d", "taken")]}
+    )
+    assert r.status_code == 400 and "already has that value" in r.json()["message"]
+    assert sandbox.stats()["records"]["calls"] == before
+    sandbox.faults(reject_whole_batch=True)
+    r = api.post(
+        "/crm/v3/objects/calls/batch/upsert",
+        {"inputs": [item("e", "free3", "te"), item("f", "taken", "tf")]},
+    )
+    assert r.status_code == 400
+    assert sandbox.stats()["records"]["calls"] == before
