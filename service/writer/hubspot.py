@@ -14,7 +14,6 @@ Which HubSpot trouble means what:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Final
 
@@ -36,7 +35,7 @@ from service.hubspot.errors import (
     HubSpotValidationError,
 )
 from service.hubspot.models import Filter, FilterGroup, SearchRequest
-from service.hubspot.wire import Dead, Ok, create_input, outcomes, update_input
+from service.hubspot.wire import Dead, Ok, create_input, outcomes, unique_conflict, update_input
 from service.writer.ports import (
     AssociateInput,
     Blocked,
@@ -58,7 +57,6 @@ log = structlog.get_logger()
 EXTERNAL_ID: Final = "hs_call_external_id"
 KEY_PROPERTY: Final = "callbridge_call_key"
 PHONE_PROPERTIES: Final = ("phone", "mobilephone")
-_EXISTING_ID = re.compile(r"Existing ID: (\d+)")
 
 
 def _failure(operation: str, exc: HubSpotError) -> Failure:
@@ -79,9 +77,12 @@ def trouble(
         return Transient(str(exc), exc.retry_after_s)
     if isinstance(exc, HubSpotUnavailable):
         return Unknown(str(exc)) if create else Transient(str(exc))
-    if isinstance(exc, HubSpotConflict) and create and inputs == 1:
-        found = _EXISTING_ID.search(exc.message)
-        return Exists(found.group(1) if found else None)
+    if create and isinstance(exc, HubSpotConflict | HubSpotValidationError):
+        conflict = unique_conflict(exc)
+        if conflict is not None and inputs == 1:
+            return Exists(conflict.existing_id)
+        if isinstance(exc, HubSpotConflict) and inputs == 1:
+            return Exists(None)
     return Refused(_failure(operation, exc), whole_batch=inputs > 1)
 
 
@@ -92,9 +93,9 @@ def _item(
     if isinstance(outcome, Ok):
         return Written(outcome.id)
     if isinstance(outcome, Dead):
-        if create and outcome.category == "CONFLICT":
-            found = _EXISTING_ID.search(outcome.message)
-            return Exists(found.group(1) if found else None)
+        conflict = unique_conflict(outcome.message) if create else None
+        if conflict is not None:
+            return Exists(conflict.existing_id)
         failure = Failure(
             "hubspot",
             operation,

@@ -35,6 +35,7 @@ from service.hubspot import HubSpotClient
 from service.hubspot.errors import HubSpotError, HubSpotNotFound
 from service.kafka import ensure_topics, make_producer
 from service.model import decode_event
+from service.wiring import hubspot_client
 from service.writer.buffer import Buffer, Pending, Ref
 from service.writer.core import Policy
 from service.writer.flush import Flusher, FlushReport
@@ -113,7 +114,7 @@ class Writer:
         if s.create_topics:
             await ensure_topics(s)
         await self.producer.start()
-        self.hubspot = HubSpotClient.from_settings(s)
+        self.hubspot = hubspot_client(s)
         await self.hubspot.__aenter__()
         key_property = await self._key_property(self.hubspot)
         state = Path(s.writer_state_dir or tempfile.mkdtemp(prefix="callbridge-writer-"))
@@ -168,7 +169,7 @@ class Writer:
         except HubSpotError as exc:
             log.warning("call_key_property_unreadable", error=str(exc))
             found = None
-        unique = found is not None and bool(found.get("hasUniqueValue"))
+        unique = found is not None and found.has_unique_value
         self.mode = "key" if unique else "search"
         for mode in ("key", "search"):
             metrics.RECONCILE_MODE.labels(mode).set(1 if mode == self.mode else 0)
