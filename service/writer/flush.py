@@ -270,6 +270,13 @@ class _Run:
             probes = sorted({d.probe.key for d in chunk if d.probe is not None} - set(keys))
             answers = await self._lookup_split(keys + probes)
             now = self.f.wall()
+            found = sum(1 for k in keys if isinstance(a := answers.get(k), Found) and a.hubspot_id)
+            log.info(
+                "creates_reconciled",
+                checked=len(keys),
+                found=found,
+                mode="key" if self.f.calls.key_property else "search",
+            )
             for d in chunk:
                 seen = None
                 if d.probe is not None:

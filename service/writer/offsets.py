@@ -57,7 +57,5 @@ class OffsetTracker:
         out: dict[int, int] = {}
         for partition, p in self.partitions.items():
             position = min(p.unsettled) if p.unsettled else p.consumed_up_to + 1
-            position = max(position, p.committed)
-            if position > 0:
-                out[partition] = position
+            out[partition] = max(position, p.committed, 0)
         return out

@@ -101,6 +101,8 @@ class Writer:
         #: one flush at a time: the poll loop and the rebalance callbacks share the state
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        #: partitions to read again from their committed offsets (calls abandoned, fenced)
+        self._rewinds: set[int] = set()
         self.mode = "unknown"
 
     @property
@@ -201,11 +203,14 @@ class Writer:
 
     async def _step(self) -> None:
         assert self.consumer is not None
+        if self._rewinds:
+            await self._rewind(set(self._rewinds))
         now = self.clock.monotonic()
         self._apply_backpressure(now)
         wait = self.buffer.next_due(self.clock.wall())
         timeout_ms = 200 if wait is None else int(min(max(wait, 0.005), 0.2) * 1000)
-        asked = POLL_RECORDS
+        room = max(1, self.buffer.max_events - self.buffer.events)
+        asked = min(room, POLL_RECORDS)
         batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=asked)
         self.last_poll = self.clock.monotonic()
         metrics.LAST_POLL_AGE.set(0)
@@ -217,7 +222,8 @@ class Writer:
                 self._take(tp.topic, tp.partition, record)
         # Catching up on a backlog: read what is there before spending requests, so the
         # events of a call are merged into one write (bounded by the buffer's size).
-        backlog = sum(len(r) for r in batch.values()) >= asked and not self.buffer.full()
+        backlog = sum(len(r) for r in batch.values()) >= asked == POLL_RECORDS
+        backlog = backlog and not self.buffer.full()
         wall = self.clock.wall()
         if self.clock.monotonic() < self.paused_until or backlog:
             return
@@ -229,10 +235,11 @@ class Writer:
     def _apply_backpressure(self, now: float) -> None:
         assert self.consumer is not None
         assignment = self.consumer.assignment()
-        loading = [tp for tp in assignment if tp.partition not in self.loaded]
+        held = self.loaded - self._rewinds
+        loading = [tp for tp in assignment if tp.partition not in held]
         if loading:
             self.consumer.pause(*loading)
-        fetchable = [tp for tp in assignment if tp.partition in self.loaded]
+        fetchable = [tp for tp in assignment if tp.partition in held]
         paused = now < self.paused_until or self.buffer.full()
         if paused and fetchable:
             self.consumer.pause(*fetchable)
@@ -272,6 +279,7 @@ class Writer:
             self.buffer.restore([pending], not_before=at)
         if report.abandoned:
             metrics.WRITER_FENCED.inc()
+            await self._rewind({p.partition for p in report.abandoned})
         for decision, n in report.counts.items():
             metrics.WRITER_DECISIONS.labels(decision).inc(n)
         metrics.WRITER_COALESCED.inc(sum(max(0, len(p.refs) - 1) for p in report.settled))
@@ -350,6 +358,27 @@ class Writer:
         self.lease_at = self.clock.monotonic()
         return True
 
+    async def _rewind(self, partitions: set[int]) -> None:
+        """Calls of these partitions were abandoned (fenced): forget what is buffered and
+        read again from the committed offsets, unless a rebalance already took them."""
+        assert self.consumer is not None
+        topic = self.settings.topic_events
+        self.buffer.drop(partitions)
+        self.offsets.forget(partitions)
+        for p in partitions:
+            tp = TopicPartition(topic, p)
+            if tp not in self.consumer.assignment():
+                continue
+            try:
+                async with asyncio.timeout(5.0):
+                    committed = await self.consumer.committed(tp)
+            except (KafkaError, IllegalStateError, TimeoutError):
+                self._rewinds.add(p)  # paused, and tried again at the next step
+                continue
+            self.consumer.seek(tp, committed or 0)
+            self._rewinds.discard(p)
+        log.warning("partitions_rewound", partitions=sorted(partitions - self._rewinds))
+
     # -- ownership (fencing) -----------------------------------------------------------
 
     async def confirm(self, partitions: Collection[int]) -> set[int]:
@@ -426,6 +455,7 @@ class Writer:
                 dropped = self.buffer.drop(partitions)
                 self.offsets.forget(partitions)
                 self.loaded -= partitions
+                self._rewinds -= partitions
                 if self.store is not None:
                     self.store.forget(partitions)
                 for p in partitions:

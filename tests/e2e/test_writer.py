@@ -15,6 +15,7 @@ import orjson
 import handlers.generic as generic
 from handlers import NormalizeOptions, WebhookRequest
 from service.deadletter import parse as parse_dlq
+from service.dlq.exporter import Exporter
 from service.localkafka import free_port
 from service.model import CallEvent
 from service.runtime import make_server
@@ -205,7 +206,8 @@ async def test_later_events_update_the_record_created_earlier(
 async def test_rejected_items_go_to_the_dlq_and_the_rest_is_written(
     kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
 ) -> None:
-    """REJECT-ME items of a 207 → calls.dlq with the contract headers; others written; offsets committed."""
+    """REJECT-ME items of a 207 → calls.dlq with the contract headers; others written; offsets
+    committed; the DLQ exporter (the one place the DLQ gauges are computed) shows them."""
     sandbox.faults(reject={"property": "hs_call_title", "value": "REJECT-ME"})
     events = [
         event(
@@ -221,6 +223,18 @@ async def test_rejected_items_go_to_the_dlq_and_the_rest_is_written(
 
     await wait_until(settled)
     await handle.stop()
+    exporter = Exporter(pipeline_settings.model_copy(update={"dlq_metrics_interval_s": 1}))
+    refresher = asyncio.create_task(exporter.refresh_forever())
+    transport = httpx.ASGITransport(app=exporter.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://exporter") as web:
+
+        async def gauge_shows_them() -> bool:
+            text = (await web.get("/metrics")).text
+            return 'callbridge_dlq_depth{category="VALIDATION_ERROR"} 5.0' in text
+
+        await wait_until(gauge_shows_them, timeout_s=30)
+        assert (await web.get("/readyz")).status_code == 200
+    refresher.cancel()
     calls = all_calls(sandbox, PROPS)
     assert sorted(c["properties"]["hs_call_external_id"] for c in calls) == sorted(
         f"generic:c{i}" for i in range(50) if i % 10
