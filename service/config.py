@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     writer_max_buffer: int = Field(default=5000, ge=100)
     #: the buffer's bound in bytes of buffered records (the writer stops fetching beyond it)
     writer_max_buffer_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    #: how often the writer exports its partitions' true consumer lag
+    writer_lag_interval_s: float = Field(default=10.0, gt=0)
     #: where the writer keeps its on-disk map of calls.ids (default: a fresh temp dir)
     writer_state_dir: str | None = None
     writer_flush_deadline_s: float = Field(default=20.0, gt=0)

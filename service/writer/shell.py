@@ -56,7 +56,6 @@ log = structlog.get_logger()
 #: liveness: the writer is considered stuck when it has not polled Kafka for this long
 LIVENESS_S = 60.0
 POLL_RECORDS = 1000
-LAG_INTERVAL_S = 10.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -500,7 +499,7 @@ class Writer:
         """``callbridge_writer_consumer_lag``: log-end minus the group's committed offset."""
         assert self.consumer is not None
         while True:
-            await asyncio.sleep(LAG_INTERVAL_S)
+            await asyncio.sleep(self.settings.writer_lag_interval_s)
             with contextlib.suppress(KafkaError, IllegalStateError, TimeoutError):
                 tps = list(self.consumer.assignment())
                 if not tps:
