@@ -19,11 +19,10 @@ from datetime import datetime
 
 import structlog
 
-from handlers.common import e164
 from service import metrics
 from service.coalesce import CallRecord, CallWrite, Pending, explicit_ids, prepare
 from service.config import Settings
-from service.contacts import ContactResolver
+from service.contacts import ContactResolver, find_contacts
 from service.dlq.format import Failure
 from service.hubspot import (
     HubSpotClient,
@@ -393,28 +392,10 @@ def _with_status(outcome: dict[str, ItemOutcome], http_status: int) -> dict[str,
 async def find_contacts_by_phone(
     hs: HubSpotClient, numbers: list[str], region: str
 ) -> dict[str, list[str]]:
-    """Contact ids whose ``phone`` or ``mobilephone`` is one of ``numbers`` (E.164)."""
-    wanted = set(numbers)
-    request = SearchRequest(
-        filter_groups=[
-            FilterGroup(filters=[Filter(property_name=p, operator="IN", values=sorted(wanted))])
-            for p in PHONE_PROPERTIES
-        ],
-        properties=list(PHONE_PROPERTIES),
-        limit=100,
-    )
-    found: dict[str, set[str]] = {}
-    while True:
-        page = await hs.search_contacts(request)
-        for contact in page.results:
-            for prop in PHONE_PROPERTIES:
-                number = e164(contact.properties.get(prop), region)
-                if number is not None and number in wanted:
-                    found.setdefault(number, set()).add(contact.id)
-        if page.after is None:
-            break
-        request.after = page.after
-    return {n: sorted(ids) for n, ids in found.items()}
+    """Contact ids holding one of ``numbers`` (E.164) in ``phone`` or ``mobilephone``, as
+    typed in any format: searched on HubSpot's calculated phone forms and confirmed by
+    E.164 comparison (:func:`service.contacts.find_contacts`)."""
+    return await find_contacts(hs, numbers, region)
 
 
 def search_chunks(values: list[str], budget: int = 2000, most: int = 100) -> list[list[str]]:
