@@ -125,7 +125,9 @@ class PhoneIndex:
                 gen=gen,
                 building=started,
                 cursor=None,
-                watermark_ms=store.meta("watermark_ms") or started - LAG_MS,
+                # what changes after a page was listed is after ``started`` (the refresh
+                # looks LAG_MS further back, for clock skew and search lag)
+                watermark_ms=store.meta("watermark_ms") or started,
             )
             log.info("contact_index_build_started", gen=gen, warm=self.warm)
         gen = self.gen
@@ -168,7 +170,7 @@ class PhoneIndex:
         """One incremental pass: contacts modified since the watermark. Answers how many."""
         self._last_refresh = time.monotonic()
         store = self.store
-        since = store.meta_int("watermark_ms", self._now_ms() - LAG_MS) - LAG_MS
+        since = store.meta_int("watermark_ms", self._now_ms()) - LAG_MS
         seen = 0
         newest = store.meta_int("watermark_ms")
         after: str | None = None

@@ -134,6 +134,19 @@ class IndexedMatcher:
             unmatched = [r for r in valid if not self._fallback.cached(r[0])]
         self.index.remember(unmatched)
 
+    @property
+    def warm(self) -> bool:
+        """True once the index is built: matching spends no HubSpot request."""
+        return self.index.warm
+
+    async def wait_warm(self, timeout_s: float) -> bool:
+        """Wait (while :meth:`run` builds) until the index is warm or ``timeout_s`` passed;
+        whether it is warm. A writer may wait a little at start rather than search."""
+        deadline = time.monotonic() + timeout_s
+        while not self.index.warm and time.monotonic() < deadline and not self._closed:
+            await asyncio.sleep(0.05)
+        return self.index.warm
+
     async def run(self) -> None:
         """Build and refresh the index until :meth:`aclose`."""
         self._done.clear()

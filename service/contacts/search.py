@@ -2,13 +2,18 @@
 
 Used until the local index is warm, to re-check an unknown-caller create of unknown
 outcome, and by the legacy :func:`service.writer_flush.find_contacts_by_phone`. One search
-asks for many numbers at once: one filter group per property (HubSpot's calculated
-national and with-country-code forms of ``phone`` and ``mobilephone``, then each custom
-phone property with the E.164 and national forms), ``IN`` the numbers' forms, as many
-numbers as fit HubSpot's 3,000-character body (about 40). Properties beyond HubSpot's 5
-groups per search go into further searches. Every contact found is confirmed by parsing
-its phone values (:func:`service.contacts.phones.e164`): the search forms are only digits
-and may match a number of another country.
+asks for many numbers at once: one filter group per property, ``IN`` the numbers' forms:
+HubSpot's calculated national form ("without country code") of ``phone`` and
+``mobilephone``, then each custom phone property with the E.164 and national forms. As
+many numbers as fit HubSpot's 3,000-character body go into one search (about 90);
+properties beyond HubSpot's 5 groups per search go into further searches.
+
+The calculated *international* forms ("with country code") are not queried: HubSpot sets
+the national form whenever it sets the international one (and also for numbers it cannot
+validate), so with groups OR'd they could only find contacts the national groups already
+find, at twice the body size per number. Every contact found is confirmed by parsing its
+phone values (:func:`service.contacts.phones.e164`): the national digits may belong to a
+number of another country.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from datetime import datetime
 
 from service.contacts import metrics
 from service.contacts.phones import (
-    INTERNATIONAL,
     MODIFIED,
     NATIONAL,
     TYPED,
@@ -47,16 +51,14 @@ def parse_ms(value: str | None) -> int:
 
 
 def _property_sets(custom: Sequence[str]) -> list[list[str]]:
-    props = [*NATIONAL, *INTERNATIONAL, *custom]
+    props = [*NATIONAL, *custom]
     return [props[i : i + MAX_GROUPS] for i in range(0, len(props), MAX_GROUPS)]
 
 
 def _values(prop: str, number: str, forms: tuple[str, str]) -> list[str]:
-    national, international = forms
+    national, _international = forms
     if prop in NATIONAL:
         return [national]
-    if prop in INTERNATIONAL:
-        return [international]
     return [number, national]
 
 
