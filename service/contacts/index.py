@@ -76,6 +76,10 @@ class PhoneIndex:
         self._last_refresh = float("-inf")
         self._retry_late = True  # sweep every remembered call once at start
         self._stop = asyncio.Event()
+        #: set once the index is warm (by the first completed build, or at start)
+        self.warmed = asyncio.Event()
+        if store.warm:
+            self.warmed.set()
 
     # -- properties -----------------------------------------------------------------------
 
@@ -154,6 +158,7 @@ class PhoneIndex:
         rows, contacts = store.size()
         metrics.INDEX_ROWS.set(rows)
         metrics.INDEX_WARM.set(1)
+        self.warmed.set()
         log.info(
             "contact_index_built",
             gen=gen,
@@ -197,7 +202,7 @@ class PhoneIndex:
             after = page.after
             if not after or not page.results:
                 break
-            if int(after) + SEARCH_PAGE > SEARCH_RESULT_CAP:
+            if not after.isdigit() or int(after) + SEARCH_PAGE > SEARCH_RESULT_CAP:
                 since, after = newest, None  # past HubSpot's paging cap: start again later on
         if self._retry_late:
             await self._late_match(None)

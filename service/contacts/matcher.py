@@ -23,6 +23,7 @@ created contact within the reconcile delay. Writers sharing a portal but not a s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
@@ -75,6 +76,7 @@ class IndexedMatcher:
         self._done = asyncio.Event()
         self._done.set()
         self._closed = False
+        self._task: asyncio.Task[None] | None = None
 
     # -- ContactMatcher -------------------------------------------------------------------
 
@@ -127,11 +129,10 @@ class IndexedMatcher:
         valid = [(n, c, int(at * 1000)) for n, c, at in rows if n is not None and c]
         if not valid:
             return
-        if self.index.warm:
-            known = self.store.known({n for n, _, _ in valid})
-            unmatched = [r for r in valid if r[0] not in known]
-        else:
-            unmatched = [r for r in valid if not self._fallback.cached(r[0])]
+        known = self.store.known({n for n, _, _ in valid})
+        unmatched = [r for r in valid if r[0] not in known]
+        if not self.index.warm:  # what the fallback search found is not in the index
+            unmatched = [r for r in unmatched if not self._fallback.cached(r[0])]
         self.index.remember(unmatched)
 
     @property
@@ -142,14 +143,17 @@ class IndexedMatcher:
     async def wait_warm(self, timeout_s: float) -> bool:
         """Wait (while :meth:`run` builds) until the index is warm or ``timeout_s`` passed;
         whether it is warm. A writer may wait a little at start rather than search."""
-        deadline = time.monotonic() + timeout_s
-        while not self.index.warm and time.monotonic() < deadline and not self._closed:
-            await asyncio.sleep(0.05)
+        if not self.index.warm:
+            try:
+                await asyncio.wait_for(self.index.warmed.wait(), timeout=timeout_s)
+            except TimeoutError:
+                pass
         return self.index.warm
 
     async def run(self) -> None:
         """Build and refresh the index until :meth:`aclose`."""
         self._done.clear()
+        self._task = asyncio.current_task()
         try:
             await self.index.run()
         finally:
@@ -163,8 +167,12 @@ class IndexedMatcher:
         self.index.stop()
         try:
             await asyncio.wait_for(self._done.wait(), timeout=10.0)
-        except TimeoutError:
+        except TimeoutError:  # a request still retrying: give up on it
             log.warning("contact_index_stop_timeout")
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                    await asyncio.wait_for(self._done.wait(), timeout=5.0)
         self.store.close()
 
     # -- internals ------------------------------------------------------------------------

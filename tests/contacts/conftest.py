@@ -3,7 +3,7 @@ a per-test index directory, bulk contact creation and a fake wall clock."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from service.config import Settings
 from service.contacts import IndexedMatcher, make_contact_matcher
 from service.hubspot import HubSpotClient
 from tests.fixtures.sandbox import SandboxHandle
+from tests.sandbox.conftest import Api
 
 CONTACTS = "/crm/v3/objects/contacts"
 
@@ -32,6 +33,14 @@ def wall() -> Wall:
     import time
 
     return Wall(time.time())
+
+
+@pytest.fixture
+def api(sandbox: SandboxHandle) -> Iterator[Api]:
+    """An authenticated HubSpot-API client (sync) for the reset sandbox."""
+    client = Api(sandbox)
+    yield client
+    client.http.close()
 
 
 @pytest.fixture

@@ -69,15 +69,17 @@ async def cold(n: int = 10_000) -> None:
     from tests.fixtures.sandbox import start_sandbox, stop_sandbox
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_sandbox("--rate-limit", "100000", "--search-rate", "100000", log_dir=Path(tmp))
+        server = start_sandbox(
+            "--rate-limit", "100000", "--search-rate", "100000", log_dir=Path(tmp)
+        )
         try:
             headers = {"Authorization": f"Bearer {server.token}"}
             typed = [number(i) for i in range(n)]
-            with httpx.Client(base_url=server.url, headers=headers, timeout=60) as c:
+            async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as c:
                 for s in range(0, n, 100):
                     inputs = [{"properties": {"phone": t}} for t, _ in typed[s : s + 100]]
-                    c.post("/crm/v3/objects/contacts/batch/create", json={"inputs": inputs})
-                c.post("/_sandbox/config", json={"rate_limit": 190, "search_rate": 5})
+                    await c.post("/crm/v3/objects/contacts/batch/create", json={"inputs": inputs})
+                await c.post("/_sandbox/config", json={"rate_limit": 190, "search_rate": 5})
             await asyncio.sleep(10.5)
             settings = Settings(contact_index_dir=Path(tmp) / "idx")
             async with HubSpotClient(server.url, server.token, rate=190, search_rate=5) as hs:
@@ -89,7 +91,8 @@ async def cold(n: int = 10_000) -> None:
                     matched += sum(1 for v in got.values() if v)
                 took = time.monotonic() - started
                 await m.aclose()
-            stats = httpx.get(server.url + "/_sandbox/stats").json()["requests"]
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+                stats = (await c.get("/_sandbox/stats")).json()["requests"]
             spent = sum(stats.get("searchContacts", {}).values())
             throttled = sum(v.get("429", 0) for v in stats.values())
             print(

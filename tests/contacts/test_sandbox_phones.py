@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sandbox.phones import calculated
-from tests.sandbox.conftest import Api, api  # noqa: F401  (fixture)
+from tests.sandbox.conftest import Api
 
 CONTACTS = "/crm/v3/objects/contacts"
 US_FORMS = (

@@ -29,8 +29,8 @@ FORMATS = (
 def number(i: int) -> tuple[str, str]:
     """(typed, E.164) of the i-th distinct US number."""
     a = (212, 312, 415, 617, 646, 702, 713, 805, 917, 206)[i % 10]
-    x, l = 201 + (i // 10) % 98, f"{i:04d}"
-    return FORMATS[i % 6].format(a=a, x=x, l=l), f"+1{a}{x}{l}"
+    x, line = 201 + (i // 10) % 98, f"{i:04d}"
+    return FORMATS[i % 6].format(a=a, x=x, l=line), f"+1{a}{x}{line}"
 
 
 @pytest.mark.slow
