@@ -86,10 +86,11 @@ def recalculate(props: dict[str, str], region: str = DEFAULT_REGION) -> dict[str
 def derive(type_name: str, props: dict[str, str], *, creating: bool) -> dict[str, str]:
     """The properties HubSpot calculates for a record of ``type_name`` as it is written:
     a contact's phone forms (above) and, on create, ``hs_marketable_status`` ``false``
-    unless given (API-created contacts are non-marketing contacts by default)."""
+    (read-only to the API; contacts an app creates are non-marketing contacts unless the
+    portal's marketing-contacts setting opts that app in, which the sandbox does not)."""
     if type_name != "contacts":
         return props
     out = recalculate(props)
-    if creating and "hs_marketable_status" not in out:
+    if creating:
         out["hs_marketable_status"] = "false"
     return out

@@ -5,7 +5,10 @@ not finished), it searches HubSpot in batches (:mod:`service.contacts.search`), 
 like the legacy resolver. Either way every candidate was confirmed by E.164 comparison.
 
 Unknown callers under ``CALLBRIDGE_UNKNOWN_CALLER=create`` get a contact (phone in
-E.164, the caller's name where given, ``hs_marketable_status=false``), once per number:
+E.164, the caller's name where given), once per number. It is not a marketing contact:
+HubSpot makes contacts an app creates non-marketing (``hs_marketable_status`` is
+read-only to the API) unless the portal's "Marketing contacts" integration setting opts
+the app in, which operators must leave off. Once per number:
 
 1. the intent (number, time) is committed to the index store *before* the create is sent;
 2. the created contact's id is committed with the intent and indexed at once;
@@ -217,11 +220,7 @@ class IndexedMatcher:
             chunk = numbers[start : start + 100]
             inputs = [
                 CallCreateInput(
-                    properties={
-                        "phone": n,
-                        "hs_marketable_status": "false",
-                        **split_name(names.get(n)),
-                    },
+                    properties={"phone": n, **split_name(names.get(n))},
                     object_write_trace_id=n,
                 )
                 for n in chunk

@@ -96,11 +96,10 @@ def test_contact_writes_calculate_read_and_search_the_forms(api: Api) -> None:
     cleared = api.patch(f"{CONTACTS}/{c['id']}", {"properties": {"phone": ""}}).json()
     assert not {k for k in cleared["properties"] if "calculated_phone" in k}
 
-    refused = api.patch(
-        f"{CONTACTS}/{c['id']}", {"properties": {"hs_calculated_phone_number": "+1"}}
-    )
-    assert refused.status_code == 400
-    assert refused.json()["errors"][0]["code"] == "READ_ONLY_VALUE"
+    for prop in ("hs_calculated_phone_number", "hs_marketable_status"):
+        refused = api.patch(f"{CONTACTS}/{c['id']}", {"properties": {prop: "true"}})
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["code"] == "READ_ONLY_VALUE"
 
 
 def test_contacts_list_pages_100_with_properties(api: Api) -> None:
