@@ -135,17 +135,21 @@ class IndexStore:
         meta: dict[str, str | int | None] | None = None,
     ) -> set[str]:
         """Make the index say exactly ``numbers`` for each ``(contact id, modified ms,
-        numbers)``, and set ``meta``, in one transaction. Answers the numbers that had no
-        contact before (what late matching looks for)."""
+        numbers)`` (unless it holds a newer version of that contact), and set ``meta``, in
+        one transaction. Answers the numbers that had no contact before (what late
+        matching looks for)."""
         learned: set[str] = set()
         with self._tx() as db:
             for contact_id, modified, numbers in contacts:
-                old = {
-                    r[0]
-                    for r in db.execute(
-                        "SELECT number FROM phones WHERE contact_id = ?", (contact_id,)
-                    )
-                }
+                stored = db.execute(
+                    "SELECT number, modified_ms FROM phones WHERE contact_id = ?", (contact_id,)
+                ).fetchall()
+                if stored and max(m for _, m in stored) > modified:
+                    # an older version (search trails writes): keep the newer, but mark
+                    # the rows seen by this generation
+                    db.execute("UPDATE phones SET gen = ? WHERE contact_id = ?", (gen, contact_id))
+                    continue
+                old = {n for n, _ in stored}
                 for gone in old - numbers:
                     db.execute(
                         "DELETE FROM phones WHERE number = ? AND contact_id = ?",

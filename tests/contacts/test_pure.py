@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,6 +11,7 @@ from hypothesis import strategies as st
 from service.contacts.phones import contact_numbers, e164, masked, search_forms, split_name
 from service.contacts.policy import choose
 from service.contacts.search import plan
+from service.contacts.store import IndexStore
 from service.hubspot.models import encode
 
 numbers = st.lists(
@@ -91,3 +94,20 @@ def test_names_and_masking() -> None:
     assert split_name("  Ada ") == {"firstname": "Ada"}
     assert split_name(None) == {}
     assert masked("+14155550142") == "+14…42"
+
+
+def test_store_keeps_the_newer_version_of_a_contact(tmp_path: Path) -> None:
+    """An older answer (search trails writes) never overwrites a newer one; numbers a
+    contact no longer has are dropped; the first contact of a number is 'learned'."""
+    store = IndexStore(tmp_path / "x.sqlite3")
+    assert store.apply([("1", 100, {"+14155550001"})], 1) == {"+14155550001"}
+    assert store.apply([("2", 100, {"+14155550001"})], 1) == set()  # not new to the index
+    store.apply([("1", 200, {"+14155550002"})], 1)
+    store.apply([("1", 150, {"+14155550009"})], 2)  # stale
+    assert store.lookup(["+14155550001", "+14155550002", "+14155550009"]) == {
+        "+14155550001": [("2", 100)],
+        "+14155550002": [("1", 200)],
+    }
+    assert store.sweep(2) == 1  # contact 2 was not seen by generation 2
+    assert store.size() == (1, 1)
+    store.close()
