@@ -25,7 +25,8 @@ The writer's interface is :class:`ContactMatcher`, built by :func:`make_contact_
 
 How it works (index, store, policies, settings): README "Contact matching" and the
 modules :mod:`.index` (build/refresh/late matches), :mod:`.store` (the SQLite file),
-:mod:`.search` (the cold path), :mod:`.policy`, :mod:`.matcher` (unknown callers).
+:mod:`.search` (the cold path), :mod:`.policy`, :mod:`.matcher` (unknown callers);
+:class:`service.contacts.fake.InMemoryMatcher` is a fake of the port for unit tests.
 """
 
 from __future__ import annotations
@@ -126,3 +127,13 @@ async def find_contacts(
     policy applied. The legacy writer's lookup (``find_contacts_by_phone``)."""
     found = await search_candidates(client, numbers, region=region, custom=custom)
     return {n: [c for c, _ in cands] for n, cands in found.items()}
+
+
+if TYPE_CHECKING:
+    from service.contacts.fake import InMemoryMatcher
+
+    def _conforms(m: IndexedMatcher) -> ContactMatcher:
+        return m  # mypy checks that IndexedMatcher implements the writer's port
+
+    def _fake_conforms(m: InMemoryMatcher) -> ContactMatcher:
+        return m

@@ -111,3 +111,18 @@ def test_store_keeps_the_newer_version_of_a_contact(tmp_path: Path) -> None:
     assert store.sweep(2) == 1  # contact 2 was not seen by generation 2
     assert store.size() == (1, 1)
     store.close()
+
+
+async def test_in_memory_fake_follows_the_port() -> None:
+    """The fake answers every number asked, by policy, and records written calls."""
+    from service.contacts.fake import InMemoryMatcher
+
+    fake = InMemoryMatcher({"+14155550100": [("1", 5), ("2", 9)]}, policy="latest")
+    assert await fake.match(["+14155550100", "+14155550111"]) == {
+        "+14155550100": ["2"],
+        "+14155550111": [],
+    }
+    fake.calls_written([("+14155550111", "901", 1.0)])
+    assert fake.written == [("+14155550111", "901", 1.0)]
+    await fake.aclose()
+    await fake.run()  # returns at once once closed
