@@ -199,9 +199,17 @@ class IndexedMatcher:
             ]
             fresh = [n for n in unknown if n not in indexed and n not in intents]
             if stale:
-                found = await search_candidates(
-                    self.client, stale, region=self.region, custom=self.custom, reason="reconcile"
-                )
+                try:
+                    found = await search_candidates(
+                        self.client,
+                        stale,
+                        region=self.region,
+                        custom=self.custom,
+                        reason="reconcile",
+                    )
+                except HubSpotError as exc:  # re-check later; never create blind
+                    log.warning("contact_create_recheck_failed", count=len(stale), error=str(exc))
+                    stale, found = [], {}
                 adopted = {n: choose("latest", c)[0][0] for n, c in found.items() if c}
                 if adopted:
                     self.store.finish_creates(adopted, now, self.index.gen)
