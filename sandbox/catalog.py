@@ -56,6 +56,7 @@ CALLS = ObjectType(
     required=("hs_timestamp",),
     defaults=("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     text_props=("hs_call_title", "hs_call_body"),
+    groups=(("callinfo", "Call information"),),
     builtin=(
         *_common("hs_createdate", "hs_lastmodifieddate"),
         _p("hs_timestamp", DATETIME),
@@ -158,6 +159,7 @@ COMPANIES = ObjectType(
     modified_prop="hs_lastmodifieddate",
     defaults=("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
     text_props=("name", "domain", "phone", "website"),
+    groups=(("companyinformation", "Company information"),),
     builtin=(
         *_common("createdate", "hs_lastmodifieddate"),
         _p("name"),
@@ -189,6 +191,7 @@ DEALS = ObjectType(
         "pipeline",
     ),
     text_props=("dealname",),
+    groups=(("dealinformation", "Deal information"),),
     builtin=(
         *_common("createdate", "hs_lastmodifieddate"),
         _p("dealname"),
@@ -220,6 +223,7 @@ TICKETS = ObjectType(
         "subject",
     ),
     text_props=("subject", "content"),
+    groups=(("ticketinformation", "Ticket information"),),
     builtin=(
         *_common("createdate", "hs_lastmodifieddate"),
         _p("subject"),

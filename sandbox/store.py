@@ -121,6 +121,9 @@ class TypeStore:
         self.otype = otype
         self.records: dict[int, Record] = {}
         self.props: dict[str, PropertyDef] = {}
+        #: property groups: name -> {name, label, displayOrder, archived}; custom ones
+        #: (``POST /crm/v3/properties/{type}/groups``) are kept like custom properties
+        self.groups: dict[str, dict[str, Any]] = {}
         self.unique: dict[str, dict[str, int]] = {}
         # unique prop -> lower(value) -> id, or ids when values differ only in case
         self.folded: dict[str, dict[str, int | set[int]]] = {}
@@ -131,10 +134,17 @@ class TypeStore:
     def reset(self, *, keep_custom: bool) -> None:
         """Drop every record; keep custom property definitions when asked."""
         custom = [p for p in self.props.values() if p.custom] if keep_custom else []
+        groups = [g for g in self.groups.values() if g.get("custom")] if keep_custom else []
         self.records = {}
         self.props = {p.name: PropertyDef(**_fields(p)) for p in self.otype.builtin}
         for p in custom:
             self.props[p.name] = p
+        self.groups = {
+            name: {"name": name, "label": label, "displayOrder": -1, "archived": False}
+            for name, label in self.otype.groups
+        }
+        for g in groups:
+            self.groups[g["name"]] = g
         self.unique = {}
         self.folded = {}
         self.delayed = False
@@ -278,6 +288,12 @@ class Store:
 
     # -- writes ---------------------------------------------------------------
 
+    def reserve_id(self) -> int:
+        """The next record id, taken now (a create that then fails leaves a gap)."""
+        rid = self.next_id
+        self.next_id += 1
+        return rid
+
     def create(
         self,
         ts: TypeStore,
@@ -286,10 +302,13 @@ class Store:
         now_ms: int,
         index_at: float,
         delayed: bool,
+        rid: int | None = None,
     ) -> Record:
-        """Create a record from checked properties and existing association targets."""
-        rid = self.next_id
-        self.next_id += 1
+        """Create a record from checked properties and existing association targets;
+        ``rid`` is an id from :meth:`reserve_id` (ids grow: reserve and create within
+        one request, without awaiting in between)."""
+        if rid is None:
+            rid = self.reserve_id()
         otype = ts.otype
         stamp = iso_ms(now_ms)
         full = derive(otype.name, {k: v for k, v in props.items() if v}, creating=True)

@@ -77,10 +77,15 @@ class Settings(BaseSettings):
     writer_session_timeout_ms: int = Field(default=30_000, ge=6_000)
     writer_linger_ms: int = Field(default=500, ge=0)
     writer_max_buffer: int = Field(default=5000, ge=100)
+    #: the buffer's bound in bytes of buffered records (the writer stops fetching beyond it)
+    writer_max_buffer_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    #: where the writer keeps its on-disk map of calls.ids (default: a fresh temp dir)
+    writer_state_dir: str | None = None
     writer_flush_deadline_s: float = Field(default=20.0, gt=0)
-    #: wait this long after a create of unknown outcome before searching HubSpot for it
-    #: (HubSpot's search index lags writes by a few seconds)
-    writer_reconcile_after_s: float = Field(default=10.0, ge=0)
+    #: search mode only (no unique callbridge_call_key): the worst search-index lag to assume.
+    #: A search miss for a create of unknown outcome is trusted once a call created after it
+    #: is visible, or, with no such call, after this long (or twice the lag observed)
+    writer_reconcile_after_s: float = Field(default=600.0, ge=0)
     #: calls.ids records untouched this long are dropped from memory (and the topic); an
     #: event of a call older than this is looked up in HubSpot before a create
     writer_ids_retention_days: float = Field(default=30.0, gt=0)

@@ -1,7 +1,7 @@
 """Contact candidates for phone numbers by search, confirmed locally: the cold path.
 
 Used until the local index is warm, to re-check an unknown-caller create of unknown
-outcome, and by the legacy :func:`service.writer_flush.find_contacts_by_phone`. One search
+outcome, and by the legacy :func:`service.contacts.find_contacts`. One search
 asks for many numbers at once: one filter group per property, ``IN`` the numbers' forms:
 HubSpot's calculated national form ("without country code") of ``phone`` and
 ``mobilephone``, then each custom phone property with the E.164 and national forms. As

@@ -20,8 +20,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from service.config import Settings
+from service.deadletter import Headers
 from service.dlq.checkpoint import Checkpoint, Coverage, in_family
-from service.dlq.format import Headers
 
 DEFAULT_TIMEOUT_S: Final = 10.0
 T = TypeVar("T")

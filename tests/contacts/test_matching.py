@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from service.contacts import IndexedMatcher
+from service.contacts import IndexedMatcher, find_contacts
 from service.hubspot import HubSpotClient
-from service.writer_flush import find_contacts_by_phone
 from tests.contacts.conftest import create_contacts, requests_of, searches
 from tests.fixtures.sandbox import SandboxHandle
 
@@ -86,13 +85,13 @@ async def test_300_of_300_from_the_cold_fallback(
     assert all(again[n] for n in numbers[:50])
 
 
-async def test_legacy_writer_lookup_matches_any_format(
+async def test_batched_search_without_the_index_matches_any_format(
     sandbox: SandboxHandle, hs: HubSpotClient
 ) -> None:
-    """The writer's find_contacts_by_phone (legacy path) also finds 300/300 now."""
+    """The batched search on its own (``find_contacts``, no index) also finds 300/300."""
     props, numbers = three_hundred()
     ids = create_contacts(sandbox, props)
-    found = await find_contacts_by_phone(hs, numbers, "US")
+    found = await find_contacts(hs, numbers, "US")
     assert sum(1 for n, cid in zip(numbers, ids, strict=True) if found.get(n) == [cid]) == 300
 
 
