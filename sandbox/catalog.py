@@ -134,6 +134,18 @@ CONTACTS = ObjectType(
         _p("country"),
         _p("lifecyclestage", ENUMERATION),
         _p("hs_lead_status", ENUMERATION),
+        # HubSpot: "not possible to modify the Marketing contact status property using the
+        # API"; app-created contacts are non-marketing unless the portal opts the app in
+        _p("hs_marketable_status", BOOL, read_only=True),
+        # calculated from phone / mobilephone (sandbox.phones)
+        _p("hs_searchable_calculated_phone_number", PHONE, read_only=True),
+        _p("hs_searchable_calculated_mobile_number", PHONE, read_only=True),
+        _p("hs_searchable_calculated_international_phone_number", read_only=True),
+        _p("hs_searchable_calculated_international_mobile_number", read_only=True),
+        _p("hs_calculated_phone_number", read_only=True),
+        _p("hs_calculated_mobile_number", read_only=True),
+        _p("hs_calculated_phone_number_country_code", read_only=True),
+        _p("hs_calculated_phone_number_area_code", read_only=True),
     ),
 )
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from sandbox.catalog import OBJECT_TYPES
 from sandbox.clock import iso_ms
+from sandbox.phones import CALCULATED as PHONE_CALCULATED
+from sandbox.phones import derive
 from sandbox.schema import ObjectType, PropertyDef
 
 API_SOURCE = ("INTEGRATION", "sandbox")
@@ -46,6 +48,7 @@ AssocType = tuple[str, int]  # (associationCategory, associationTypeId)
 Change = tuple[str, int, str, str]  # (value, epoch ms, sourceType, sourceId)
 CALCULATED = frozenset(
     {"hs_object_id", "hs_createdate", "hs_lastmodifieddate", "createdate", "lastmodifieddate"}
+    | PHONE_CALCULATED
 )
 
 
@@ -308,7 +311,7 @@ class Store:
             rid = self.reserve_id()
         otype = ts.otype
         stamp = iso_ms(now_ms)
-        full = {k: v for k, v in props.items() if v}
+        full = derive(otype.name, {k: v for k, v in props.items() if v}, creating=True)
         full["hs_object_id"] = str(rid)
         full[otype.created_prop] = stamp
         full[otype.modified_prop] = stamp
@@ -352,6 +355,11 @@ class Store:
             rec.record_change(name, value, now_ms, API_SOURCE)
         if not changed:
             return
+        derived = derive(ts.otype.name, new, creating=False)
+        for name in PHONE_CALCULATED:
+            if derived.get(name, "") != new.get(name, ""):
+                rec.record_change(name, derived.get(name, ""), now_ms, CALC_SOURCE)
+        new = derived
         modified = ts.otype.modified_prop
         new[modified] = iso_ms(now_ms)
         rec.record_change(modified, new[modified], now_ms, CALC_SOURCE)

@@ -445,6 +445,37 @@ class HubSpotClient:
         )
         return decode_object(response.content)
 
+    async def list_contacts(
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        properties: Sequence[str] = (),
+        archived: bool = False,
+    ) -> CollectionResponse:
+        """One page of contacts (``GET /crm/v3/objects/contacts``, at most 100); not a
+        search, so it spends only the general budget. ``.after`` is the next cursor."""
+        params = _query(limit=limit, after=after, properties=properties, archived=archived)
+        response = await self._send("listContacts", "GET", CONTACTS, params=params)
+        return decode_collection(response.content)
+
+    async def batch_create_contacts(
+        self, inputs: Sequence[CallCreateInput], *, retry_unknown: bool = False
+    ) -> CallBatchResponse:
+        """Create up to 100 contacts (``batchCreateContacts``); give every input an
+        ``object_write_trace_id`` to match a 207's item errors. Raises
+        :class:`HubSpotUnknownOutcome` when the outcome is unknown, unless ``retry_unknown``."""
+        check_batch(inputs)
+        response = await self._send(
+            "batchCreateContacts",
+            "POST",
+            f"{CONTACTS}/batch/create",
+            body=BatchCreateRequest(inputs=list(inputs)),
+            idempotent=False,
+            retry_unknown=retry_unknown,
+        )
+        return _batch(response)
+
     # --- Properties -------------------------------------------------------------------
 
     async def get_property(self, object_type: str, name: str) -> Property:

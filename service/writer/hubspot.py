@@ -19,8 +19,7 @@ from typing import Final
 
 import structlog
 
-from handlers.common import e164
-from service.contacts import ContactResolver
+from service.contacts import ContactMatcher
 from service.deadletter import Failure
 from service.hubspot import HubSpotClient
 from service.hubspot.errors import (
@@ -56,7 +55,6 @@ log = structlog.get_logger()
 
 EXTERNAL_ID: Final = "hs_call_external_id"
 KEY_PROPERTY: Final = "callbridge_call_key"
-PHONE_PROPERTIES: Final = ("phone", "mobilephone")
 
 
 def _failure(operation: str, exc: HubSpotError) -> Failure:
@@ -252,42 +250,16 @@ class HubSpotCalls:
         return found
 
 
-async def find_contacts_by_phone(
-    hs: HubSpotClient, numbers: list[str], region: str
-) -> dict[str, list[str]]:
-    """Contact ids whose ``phone`` or ``mobilephone`` is one of ``numbers`` (E.164)."""
-    wanted = set(numbers)
-    request = SearchRequest(
-        filter_groups=[
-            FilterGroup(filters=[Filter(property_name=p, operator="IN", values=sorted(wanted))])
-            for p in PHONE_PROPERTIES
-        ],
-        properties=list(PHONE_PROPERTIES),
-        limit=100,
-    )
-    found: dict[str, set[str]] = {}
-    while True:
-        page = await hs.search_contacts(request)
-        for contact in page.results:
-            for prop in PHONE_PROPERTIES:
-                number = e164(contact.properties.get(prop), region)
-                if number is not None and number in wanted:
-                    found.setdefault(number, set()).add(contact.id)
-        if page.after is None:
-            break
-        request.after = page.after
-    return {n: sorted(ids) for n, ids in found.items()}
-
-
 class HubSpotContacts:
-    """``ContactsPort`` over the cached phone search (``service.contacts``)."""
+    """``ContactsPort`` over the portal's contact matcher (``service.contacts``: the local
+    phone index, its cold-path search, and the matching policies)."""
 
-    def __init__(self, resolver: ContactResolver) -> None:
-        self.resolver = resolver
+    def __init__(self, matcher: ContactMatcher) -> None:
+        self.matcher = matcher
 
     async def match(self, numbers: Collection[str]) -> Mapping[str, Sequence[str]]:
         try:
-            return await self.resolver.resolve(numbers)
+            return await self.matcher.match(numbers)
         except HubSpotValidationError as exc:  # a lookup HubSpot refuses: write without
             log.error("contact_lookup_refused", error=str(exc))
             return {}

@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 from service import metrics
 from service.clock import SYSTEM, Clock
 from service.config import Settings
-from service.contacts import ContactResolver
+from service.contacts import ContactMatcher, make_contact_matcher
 from service.deadletter import Failure
 from service.hubspot import HubSpotClient
 from service.hubspot.errors import HubSpotError, HubSpotNotFound
@@ -44,7 +44,6 @@ from service.writer.hubspot import (
     KEY_PROPERTY,
     HubSpotCalls,
     HubSpotContacts,
-    find_contacts_by_phone,
 )
 from service.writer.idstore import IdStore
 from service.writer.kafka import KafkaDeadLetters
@@ -91,6 +90,7 @@ class Writer:
         self.hubspot: HubSpotClient | None = None
         self.store: IdStore | None = None
         self.flusher: Flusher | None = None
+        self.matcher: ContactMatcher | None = None
         self.producer: AIOKafkaProducer = make_producer(settings)
         self._undecodable: list[tuple[Ref, Failure]] = []
         #: partitions whose calls.ids records are loaded: only these are consumed
@@ -127,19 +127,16 @@ class Writer:
             retention_s=s.writer_ids_retention_days * 86400,
             wall=self.clock.wall,
         )
-        hubspot = self.hubspot
-        contacts = ContactResolver(
-            lambda numbers: find_contacts_by_phone(hubspot, numbers, s.default_region),
-            ttl_s=s.contact_cache_ttl_s,
-            negative_ttl_s=s.contact_negative_ttl_s,
-            clock=self.clock.monotonic,
-        )
+        contact_settings = s
+        if s.contact_index_dir is None:  # beside the ids map: per writer, unless configured
+            contact_settings = s.model_copy(update={"contact_index_dir": state / "contacts"})
+        self.matcher = make_contact_matcher(self.hubspot, contact_settings, self.clock.wall)
         self.flusher = Flusher(
             calls=HubSpotCalls(self.hubspot, key_property),
             store=self.store,
             dead_letters=KafkaDeadLetters(self.producer, s.topic_dlq),
             ownership=self,
-            contacts=HubSpotContacts(contacts),
+            contacts=HubSpotContacts(self.matcher),
             policy=Policy(
                 key_property=key_property,
                 reconcile_after_s=s.writer_reconcile_after_s,
@@ -192,6 +189,8 @@ class Writer:
         if not self.started:
             await self.start()
         self._tasks = [asyncio.create_task(self._export_lag())]
+        if self.matcher is not None:
+            self._tasks.append(asyncio.create_task(self.matcher.run()))
         try:
             while not self._stop.is_set():
                 await self._step()
@@ -274,6 +273,7 @@ class Writer:
             return
         report = await self.flusher.flush(pendings)
         self._settle(report.settled)
+        self._calls_written(report.settled)
         for pending, at in report.retry:
             self.buffer.restore([pending], not_before=at)
         if report.abandoned:
@@ -292,6 +292,19 @@ class Writer:
             abandoned=len(report.abandoned),
             still_buffered=len(self.buffer),
         )
+
+    def _calls_written(self, settled: list[Pending]) -> None:
+        """Tell contact matching which numbers' calls were written (late matches)."""
+        if self.matcher is None or self.store is None:
+            return
+        now = self.clock.wall()
+        items = []
+        for pending in settled:
+            record = self.store.get(pending.key)
+            if record is not None and record.hubspot_id is not None:
+                items += [(n, record.hubspot_id, now) for n in pending.counterparts()]
+        if items:
+            self.matcher.calls_written(items)
 
     def _paused(self, report: FlushReport) -> None:
         pause = report.pause
@@ -486,6 +499,8 @@ class Writer:
                 with contextlib.suppress(Exception):
                     await self.commit()
                 await self.consumer.stop()
+            if self.matcher is not None:
+                await self.matcher.aclose()
             if self.hubspot is not None:
                 await self.hubspot.aclose()
             await self.producer.stop()
