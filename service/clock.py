@@ -9,7 +9,6 @@ test says so, and its ``sleep`` advances it instead of waiting.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +38,8 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio  # here, so pure modules can take a ``Now`` without importing asyncio
+
         await asyncio.sleep(seconds)
 
 
@@ -63,6 +64,8 @@ class FakeClock:
         self._mono += seconds
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio
+
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
 

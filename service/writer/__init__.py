@@ -10,6 +10,20 @@
 - ``health``: its health port.
 """
 
-from service.writer.shell import Writer
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from service.writer.shell import Writer
 
 __all__ = ["Writer"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Writer`` is imported on first use, so the pure modules import no I/O library."""
+    if name == "Writer":
+        from service.writer.shell import Writer
+
+        return Writer
+    raise AttributeError(name)
