@@ -178,6 +178,7 @@ def run(
             ],
         )
         _wait_http("http://127.0.0.1:8090/_sandbox/stats")
+        asyncio.run(_set_up_portal(s))  # idempotent creates by callbridge_call_key
     _banner(s, started_kafka=broker is not None)
     try:
         asyncio.run(_run_services(s))
@@ -188,6 +189,17 @@ def run(
         if broker is not None:
             broker.stop()
         typer.echo("callbridge stopped.")
+
+
+async def _set_up_portal(s: Settings) -> None:
+    """``callbridge hubspot setup`` against the local sandbox (idempotent)."""
+    from service.hubspot.setup import ensure_call_key_property
+    from service.wiring import hubspot_client
+
+    async with hubspot_client(s, deadline_s=15.0) as hs:
+        result = await ensure_call_key_property(hs)
+    for line in result.lines():
+        typer.echo(line)
 
 
 async def _run_services(s: Settings) -> None:
