@@ -21,12 +21,11 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from service.clock import Now
-
-#: the monotonic time source pacing measures windows by (``service.clock.Now``)
-Clock = Now
+#: the monotonic time source pacing measures windows by (the client package stands alone:
+#: the same shape as ``service.clock.Now``, not an import of it)
+Clock = Callable[[], float]
 
 
 class RollingWindow:
