@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -55,28 +55,39 @@ class Agent(msgspec.Struct, forbid_unknown_fields=False):
     name: str | None = None
 
 
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_ID_CHARS)]
+Text = Annotated[str, msgspec.Meta(max_length=limits.MAX_TEXT_CHARS)]
+ObjectIds = Annotated[
+    list[Annotated[str, msgspec.Meta(pattern="^[0-9]{1,19}$")]],
+    msgspec.Meta(max_length=limits.MAX_ASSOCIATIONS),
+]
+
+
 class GenericEvent(msgspec.Struct, forbid_unknown_fields=False):
-    event_id: str
-    call_id: str
+    """The documented generic event; the limits (``handlers.limits``) appear in the
+    OpenAPI document, and ``handlers.build`` enforces them on every provider's events."""
+
+    event_id: Id
+    call_id: Id
     type: EventType
-    occurred_at: str
+    occurred_at: Annotated[str, msgspec.Meta(max_length=64)]
     direction: Literal["inbound", "outbound", "INBOUND", "OUTBOUND"] | None = None
     from_: str | None = msgspec.field(default=None, name="from")
     to: str | None = None
     status: str | None = None
-    duration_ms: int | None = None
-    recording_url: str | None = None
-    title: str | None = None
-    notes: str | None = None
+    duration_ms: Annotated[int, msgspec.Meta(ge=0, le=limits.MAX_DURATION_MS)] | None = None
+    recording_url: Annotated[str, msgspec.Meta(max_length=limits.MAX_URL_CHARS)] | None = None
+    title: Text | None = None
+    notes: Text | None = None
     disposition: str | None = None
     agent: Agent | None = None
-    contact_ids: list[str] = msgspec.field(default_factory=list)
-    company_ids: list[str] = msgspec.field(default_factory=list)
-    deal_ids: list[str] = msgspec.field(default_factory=list)
+    contact_ids: ObjectIds = msgspec.field(default_factory=list)
+    company_ids: ObjectIds = msgspec.field(default_factory=list)
+    deal_ids: ObjectIds = msgspec.field(default_factory=list)
 
 
 class Batch(msgspec.Struct, forbid_unknown_fields=False):
-    events: list[GenericEvent]
+    events: Annotated[list[GenericEvent], msgspec.Meta(max_length=limits.MAX_EVENTS)]
 
 
 _single = msgspec.json.Decoder(GenericEvent)

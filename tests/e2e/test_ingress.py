@@ -23,14 +23,19 @@ from tests.fixtures.services import SECRETS, serve_ingress
 async def test_accepted_event_is_on_the_topic_with_key_and_headers(
     ingress_url: str, kafka: KafkaEnv
 ) -> None:
-    """A valid signed event → 202, one record keyed generic:<call_id> with event_id/provider headers."""
+    """A valid signed event → 202, one record keyed generic:<call_id> with event_id, provider
+    and request_id headers (the request id is the one the response names)."""
     async with httpx.AsyncClient() as client:
         response = await post_generic(client, ingress_url, generic_event("k-1"))
     assert response.status_code == 202
     assert response.json() == {"accepted": 1, "keys": ["generic:k-1"]}
     records = await kafka.records(kafka.settings.topic_events)
     assert [r.key for r in records] == [b"generic:k-1"]
-    assert dict(records[0].headers) == {"event_id": b"k-1:call.ended", "provider": b"generic"}
+    assert dict(records[0].headers) == {
+        "event_id": b"k-1:call.ended",
+        "provider": b"generic",
+        "request_id": response.headers["x-request-id"].encode(),
+    }
 
 
 @pytest.mark.parametrize(
@@ -110,13 +115,43 @@ async def test_batch_body_produces_every_event(ingress_url: str, kafka: KafkaEnv
     assert sorted(r.key for r in records) == [f"generic:b-{i}".encode() for i in range(5)]
 
 
-async def test_health_ready_and_metrics(ingress_url: str) -> None:
-    """/healthz and /readyz answer 200 with Kafka up; /metrics exposes the ingress counters."""
-    async with httpx.AsyncClient() as client:
-        await post_generic(client, ingress_url, generic_event("m-1"))
-        assert (await client.get(ingress_url + "/healthz")).status_code == 200
-        assert (await client.get(ingress_url + "/readyz")).status_code == 200
-        text = (await client.get(ingress_url + "/metrics")).text
+async def test_health_ready_on_both_ports_and_metrics_only_on_the_metrics_port(
+    pipeline_settings: Settings,
+) -> None:
+    """/healthz and /readyz answer 200 on the webhook and the metrics port; /metrics is on
+    the metrics port only (404 on the webhook port) and counts the ingress's answers."""
+    from service.runtime import make_ingress_servers
+
+    port, metrics_port = free_port(), free_port()
+    settings = pipeline_settings.model_copy(
+        update={
+            "ingress_port": port,
+            "ingress_metrics_port": metrics_port,
+            "public_url": f"http://127.0.0.1:{port}",
+        }
+    )
+    servers = make_ingress_servers(settings)
+    tasks = [asyncio.create_task(s.serve()) for s in servers]
+    url, metrics_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                try:
+                    if (await client.get(metrics_url + "/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            assert (await post_generic(client, url, generic_event("m-1"))).status_code == 202
+            for base in (url, metrics_url):
+                assert (await client.get(base + "/healthz")).status_code == 200
+                assert (await client.get(base + "/readyz")).status_code == 200
+            assert (await client.get(url + "/metrics")).status_code == 404
+            text = (await client.get(metrics_url + "/metrics")).text
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks)
     assert 'callbridge_ingress_requests_total{provider="generic",status="202"}' in text
     assert "callbridge_kafka_produce_seconds_bucket" in text
 
