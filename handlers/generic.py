@@ -70,7 +70,9 @@ class GenericEvent(msgspec.Struct, forbid_unknown_fields=False):
     event_id: Id
     call_id: Id
     type: EventType
-    occurred_at: Annotated[str, msgspec.Meta(max_length=64)]
+    occurred_at: Annotated[
+        str, msgspec.Meta(max_length=64, extra_json_schema={"format": "date-time"})
+    ]
     direction: Literal["inbound", "outbound", "INBOUND", "OUTBOUND"] | None = None
     from_: str | None = msgspec.field(default=None, name="from")
     to: str | None = None
