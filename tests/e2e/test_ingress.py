@@ -209,3 +209,175 @@ def test_cli_sandbox_rejects_a_malformed_rate_limit() -> None:
     )
     assert result.returncode == 2
     assert "--rate-limit" in result.stderr and "N/10s" in result.stderr
+
+
+async def test_vonage_retry_after_a_503_is_accepted_not_called_a_replay() -> None:
+    """The jti is remembered only after Kafka's ack: a Vonage request answered 503 (Kafka
+    down) is accepted when retried with the same JWT, and refused as a replay after that."""
+    from handlers import vonage
+
+    broker = LocalKafka(
+        data_dir=Path(tempfile.mkdtemp(prefix="callbridge-jti-")),
+        port=free_port(),
+        controller_port=free_port(),
+    )
+    broker.start(fresh=True)
+    try:
+        await broker.wait_ready()
+        settings = Settings(
+            kafka_bootstrap=broker.bootstrap,
+            vonage_signature_secret=SECRETS["vonage"],  # type: ignore[arg-type]
+            topic_partitions=1,
+            produce_timeout_s=1.5,
+        )
+        await ensure_topics(settings)
+        body = orjson.dumps(
+            {
+                "uuid": "u-retry",
+                "status": "answered",
+                "direction": "outbound",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+        )
+        token = vonage.sign(SECRETS["vonage"], body, int(time.time()), "jti-retried")
+        headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+        async with serve_ingress(settings) as url, httpx.AsyncClient(timeout=10) as client:
+            broker.kill()
+            down = await client.post(url + "/webhooks/vonage", content=body, headers=headers)
+            assert down.status_code == 503
+            broker.start()
+            await broker.wait_ready()
+            deadline = time.monotonic() + 60
+            retried = down
+            while time.monotonic() < deadline and retried.status_code == 503:
+                await asyncio.sleep(0.5)
+                retried = await client.post(url + "/webhooks/vonage", content=body, headers=headers)
+            assert retried.status_code == 202, retried.text
+            replayed = await client.post(url + "/webhooks/vonage", content=body, headers=headers)
+            assert replayed.status_code == 401
+            assert replayed.json()["error"] == "replayed request"
+    finally:
+        broker.stop()
+
+
+def test_ingress_refuses_to_start_with_twilio_and_no_public_url() -> None:
+    """`callbridge ingress` with Twilio enabled and neither CALLBRIDGE_PUBLIC_URL nor trusted
+    proxies exits 2 with a message naming both settings."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBRIDGE_")}
+    env["CALLBRIDGE_TWILIO_AUTH_TOKEN"] = "some-token"
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "ingress", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "CALLBRIDGE_PUBLIC_URL" in result.stderr
+    assert "CALLBRIDGE_TRUSTED_PROXIES" in result.stderr
+    assert "some-token" not in result.stderr
+
+
+def test_library_log_lines_are_json_and_start_up_noise_is_not_an_error() -> None:
+    """uvicorn's and aiokafka's stdlib loggers render as JSON lines; aiokafka's retriable
+    start-up ERRORs (coordinator not available) are lowered (dropped at INFO), others kept."""
+    import subprocess
+    import sys
+
+    script = """
+import logging, structlog
+from service import logs
+logs.configure("INFO", "json")
+logs.mask_secret_values(["configured-secret-value"])
+logging.getLogger("aiokafka.consumer.group_coordinator").error(
+    "Group Coordinator Request failed: %s", "[Error 15] CoordinatorNotAvailableError")
+logging.getLogger("aiokafka.client").error('Unable connect to "%s:%s": %s', "h", 9092, "refused")
+logging.getLogger("uvicorn.error").error("Exception in ASGI application")
+logging.getLogger("aiokafka.conn").error("a real aiokafka error")
+structlog.get_logger().info("hello", request_id="r-1", note="has configured-secret-value inside")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = [orjson.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
+    assert not any("Group Coordinator" in str(line) for line in lines)
+    by_event = {line["event"]: line for line in lines}
+    assert by_event['Unable connect to "h:9092": refused']["level"] == "warning"
+    assert by_event["Exception in ASGI application"]["level"] == "error"
+    assert by_event["Exception in ASGI application"]["logger"] == "uvicorn.error"
+    assert by_event["a real aiokafka error"]["level"] == "error"
+    assert by_event["hello"]["request_id"] == "r-1"
+    assert "configured-secret-value" not in result.stderr
+
+
+async def test_ingress_process_logs_json_with_the_request_id(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    """The ingress as a process: every stderr line is JSON, and the lines of a webhook carry
+    the request id its response names (the same id goes to Kafka as a header)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.e2e.procs import ROOT, settings_env
+
+    port, metrics_port = free_port(), free_port()
+    env = settings_env(pipeline_settings)
+    env["CALLBRIDGE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "ingress.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "ingress",
+                "--port",
+                str(port),
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for _ in range(300):
+                try:
+                    if (
+                        await client.get(f"http://127.0.0.1:{metrics_port}/readyz")
+                    ).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            ok = await post_generic(client, url, generic_event("log-1"))
+            bad = await client.post(
+                url + "/webhooks/generic",
+                content=b"{}",
+                headers={"content-type": "application/json", "x-request-id": "req-from-proxy-1"},
+            )
+        assert ok.status_code == 202 and bad.status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    lines = [orjson.loads(line) for line in log_path.read_bytes().splitlines() if line.strip()]
+    accepted = [line for line in lines if line["event"] == "webhook_accepted"]
+    refused = [line for line in lines if line["event"] == "webhook_unauthorized"]
+    assert [line["request_id"] for line in accepted] == [ok.headers["x-request-id"]]
+    assert [line["request_id"] for line in refused] == ["req-from-proxy-1"]
+    assert bad.headers["x-request-id"] == "req-from-proxy-1"
+    assert all(line["provider"] == "generic" for line in accepted + refused)
+    assert not any(secret in log_path.read_text() for secret in SECRETS.values()), (
+        "a secret reached the log"
+    )
+    assert os.path.getsize(log_path) > 0
