@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -197,8 +199,6 @@ async def test_broker_down_gives_503_then_recovers_without_restart() -> None:
 
 def test_cli_sandbox_rejects_a_malformed_rate_limit() -> None:
     """`callbridge sandbox --rate-limit abc` fails with a usage error naming the option."""
-    import subprocess
-    import sys
 
     result = subprocess.run(
         [sys.executable, "-m", "service.cli", "sandbox", "--rate-limit", "abc"],
@@ -264,8 +264,6 @@ def test_ingress_refuses_to_start_with_twilio_and_no_public_url() -> None:
     """`callbridge ingress` with Twilio enabled and neither CALLBRIDGE_PUBLIC_URL nor trusted
     proxies exits 2 with a message naming both settings."""
     import os
-    import subprocess
-    import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBRIDGE_")}
     env["CALLBRIDGE_TWILIO_AUTH_TOKEN"] = "some-token"
@@ -286,8 +284,6 @@ def test_ingress_refuses_to_start_with_twilio_and_no_public_url() -> None:
 def test_library_log_lines_are_json_and_start_up_noise_is_not_an_error() -> None:
     """uvicorn's and aiokafka's stdlib loggers render as JSON lines; aiokafka's retriable
     start-up ERRORs (coordinator not available) are lowered (dropped at INFO), others kept."""
-    import subprocess
-    import sys
 
     script = """
 import logging, structlog
@@ -320,34 +316,15 @@ async def test_ingress_process_logs_json_with_the_request_id(
 ) -> None:
     """The ingress as a process: every stderr line is JSON, and the lines of a webhook carry
     the request id its response names (the same id goes to Kafka as a header)."""
-    import os
     import signal
-    import subprocess
-    import sys
 
-    from tests.e2e.procs import ROOT, settings_env
+    from tests.e2e.procs import settings_env
 
     port, metrics_port = free_port(), free_port()
     env = settings_env(pipeline_settings)
     env["CALLBRIDGE_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "ingress.log"
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service.cli",
-                "ingress",
-                "--port",
-                str(port),
-                "--metrics-port",
-                str(metrics_port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = _start_ingress(env, port, metrics_port, log_path)
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(timeout=10) as client:
@@ -380,4 +357,28 @@ async def test_ingress_process_logs_json_with_the_request_id(
     assert not any(secret in log_path.read_text() for secret in SECRETS.values()), (
         "a secret reached the log"
     )
-    assert os.path.getsize(log_path) > 0
+
+
+def _start_ingress(
+    env: dict[str, str], port: int, metrics_port: int, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """``callbridge ingress`` as a process, stdout and stderr into ``log_path``."""
+    from tests.e2e.procs import ROOT
+
+    with log_path.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "service.cli",
+                "ingress",
+                "--port",
+                str(port),
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
