@@ -382,3 +382,48 @@ def _start_ingress(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+async def test_a_slow_body_is_answered_408_and_counted(pipeline_settings: Settings) -> None:
+    """A client that sends headers and only part of its body gets 408 after the body-read
+    timeout (not a hung connection), and nothing is produced."""
+    from service import metrics
+
+    settings = pipeline_settings.model_copy(update={"ingress_body_timeout_s": 0.5})
+    before = metrics.INGRESS_REQUESTS.labels("generic", 408)._value.get()
+    async with serve_ingress(settings) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        body = orjson.dumps(generic_event("slow-1"))
+        head = (
+            "POST /webhooks/generic HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body[:10])
+        await writer.drain()
+        started = time.monotonic()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+        elapsed = time.monotonic() - started
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408"), status_line
+    assert 0.4 < elapsed < 5
+    assert metrics.INGRESS_REQUESTS.labels("generic", 408)._value.get() == before + 1
+
+
+def test_the_webhook_server_caps_concurrency_and_backlog(pipeline_settings: Settings) -> None:
+    """uvicorn runs the webhook port with limit_concurrency and backlog from the settings and
+    without trusting proxy headers itself; the metrics port is a second server."""
+    from service.runtime import make_ingress_servers
+
+    settings = pipeline_settings.model_copy(
+        update={
+            "ingress_limit_concurrency": 7,
+            "ingress_backlog": 11,
+            "ingress_metrics_port": 9999,
+            "public_url": "http://127.0.0.1:8080",
+        }
+    )
+    webhooks, metrics_server = make_ingress_servers(settings)
+    assert (webhooks.config.limit_concurrency, webhooks.config.backlog) == (7, 11)
+    assert webhooks.config.proxy_headers is False
+    assert metrics_server.config.port == 9999
