@@ -17,7 +17,6 @@ JSON: frozenset[str] = frozenset({"application/json"})
 
 Extracted = Sequence[CallFacts] | Reply
 Extract = Callable[[WebhookRequest, NormalizeOptions], Extracted]
-Parse = Callable[..., Outcome]
 
 
 def parser(extract: Extract) -> Callable[[WebhookRequest, NormalizeOptions, float | None], Outcome]:
