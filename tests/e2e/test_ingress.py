@@ -427,3 +427,37 @@ def test_the_webhook_server_caps_concurrency_and_backlog(pipeline_settings: Sett
     assert (webhooks.config.limit_concurrency, webhooks.config.backlog) == (7, 11)
     assert webhooks.config.proxy_headers is False
     assert metrics_server.config.port == 9999
+
+
+async def test_standard_webhooks_beside_x_callbridge(
+    pipeline_settings: Settings, kafka: KafkaEnv
+) -> None:
+    """CALLBRIDGE_GENERIC_SECRET="<plain>,whsec_…": a request signed by the standardwebhooks
+    package and one signed X-Callbridge-* are both accepted; the same webhook-id again is
+    refused as a replay; both events are on the topic once."""
+    import base64
+    from datetime import UTC, datetime
+
+    from pydantic import SecretStr
+    from standardwebhooks import Webhook
+
+    whsec = "whsec_" + base64.b64encode(b"k" * 24).decode()
+    settings = pipeline_settings.model_copy(
+        update={"generic_secret": SecretStr(f"{SECRETS['generic']},{whsec}")}
+    )
+    body = orjson.dumps(generic_event("sw-1"))
+    now = datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": "msg_sw_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(whsec).sign("msg_sw_1", now, body.decode()),
+    }
+    async with serve_ingress(settings) as url, httpx.AsyncClient() as client:
+        first = await client.post(url + "/webhooks/generic", content=body, headers=headers)
+        again = await client.post(url + "/webhooks/generic", content=body, headers=headers)
+        plain = await post_generic(client, url, generic_event("sw-2"))
+    assert (first.status_code, again.status_code, plain.status_code) == (202, 401, 202)
+    assert again.json()["error"] == "replayed request"
+    records = await kafka.records(kafka.settings.topic_events)
+    assert sorted(r.key for r in records) == [b"generic:sw-1", b"generic:sw-2"]

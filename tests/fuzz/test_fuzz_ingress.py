@@ -309,6 +309,29 @@ def test_dialpad(fuzz: Fuzz, captured: dict[str, list[Any]]) -> None:
     )
 
 
+def test_unknown_providers(fuzz: Fuzz, captured: dict[str, list[Any]]) -> None:
+    """Any other provider name on the webhook route: 404 with the contract's JSON error."""
+    names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-.", min_size=1, max_size=300)
+    requests = st.builds(
+        lambda name, body: hostile.Request(
+            "/webhooks/" + name, {"content-type": "application/json"}, body, fuzz.clock.now
+        ),
+        names.filter(lambda n: n not in PROVIDER_SECRETS and n not in (".", "..")),
+        st.sampled_from(hostile.RAW_BODIES),
+    )
+
+    @settings(**{**BOUNDS, "max_examples": max(1, MIN_REQUESTS // 5)})
+    @given(requests)
+    def go(req: hostile.Request) -> None:
+        fuzz.post("unknown", req)
+
+    try:
+        go()
+    finally:
+        fuzz.drain()
+    assert set(fuzz.statuses["unknown"]) == {404}
+
+
 SCHEMA = schemathesis.openapi.from_dict(document())
 
 
@@ -363,6 +386,9 @@ def test_fuzz_figures_and_aftermath(fuzz: Fuzz, captured: dict[str, list[Any]]) 
             sum(fuzz.statuses["openapi:/webhooks/generic"].values()) if route == "generic" else 0
         )
         assert counted(route) - fuzz.counted_before[route] == sent, route
+    assert counted("unknown") - fuzz.counted_before["unknown"] == sum(
+        fuzz.statuses["unknown"].values()
+    )
 
     records = asyncio.run(fuzz.env.records(fuzz.env.settings.topic_events, timeout_s=30))
     assert len(records) == fuzz.accepted_keys["events"]
