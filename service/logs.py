@@ -29,6 +29,7 @@ _SECRET_WORDS = ("token", "secret", "password", "authorization", "signature")
 _SECRET_VALUES: set[str] = set()
 #: secrets shorter than this are not searched for (they would mask ordinary words).
 _MIN_MASKED = 6
+_HANDLER_NAME = "callbridge-structlog"
 
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -124,9 +125,11 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         )
     )
     handler.addFilter(KafkaNoise(library_level))
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old.get_name() == _HANDLER_NAME:
+            root.removeHandler(old)  # ours, from an earlier call
     root.addHandler(handler)
     # aiokafka's ERRORs must reach the filter to be lowered; the handler drops the rest
     root.setLevel(min(library_level, logging.ERROR))
