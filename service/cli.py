@@ -203,6 +203,7 @@ def run(
             ],
         )
         _wait_http("http://127.0.0.1:8090/_sandbox/stats")
+        asyncio.run(_set_up_portal(s))  # idempotent creates by callbridge_call_key
     _banner(s, started_kafka=broker is not None)
     try:
         asyncio.run(_run_services(s))
@@ -213,6 +214,17 @@ def run(
         if broker is not None:
             broker.stop()
         typer.echo("callbridge stopped.")
+
+
+async def _set_up_portal(s: Settings) -> None:
+    """``callbridge hubspot setup`` against the local sandbox (idempotent)."""
+    from service.hubspot.setup import ensure_call_key_property
+    from service.wiring import hubspot_client
+
+    async with hubspot_client(s, deadline_s=15.0) as hs:
+        result = await ensure_call_key_property(hs)
+    for line in result.lines():
+        typer.echo(line)
 
 
 async def _run_services(s: Settings) -> None:
@@ -330,6 +342,57 @@ def _wait_http(url: str, timeout_s: float = 20.0) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout_s}s")
+
+
+hubspot_app = typer.Typer(
+    help="Set up the HubSpot portal callbridge writes to.", no_args_is_help=True
+)
+app.add_typer(hubspot_app, name="hubspot")
+
+
+@hubspot_app.command("setup")
+def hubspot_setup(
+    portal: Annotated[
+        str | None, typer.Option(help="portal id (not supported yet: portals are not built)")
+    ] = None,
+) -> None:
+    """Create (or find) the unique call property callbridge_call_key; idempotent.
+
+    Uses CALLBRIDGE_HUBSPOT_URL and CALLBRIDGE_HUBSPOT_TOKEN (the sandbox by default).
+    Exit 0 when the property is there; 1 with a one-line reason when HubSpot refused
+    (401 token, 403 scope, ...); 2 on a usage error.
+    """
+    from service.hubspot import HubSpotError
+    from service.hubspot.setup import SetupError, ensure_call_key_property
+    from service.wiring import hubspot_client
+
+    if portal is not None:
+        typer.echo(
+            "error: --portal is not supported yet (there are no portals): set-up uses "
+            "CALLBRIDGE_HUBSPOT_URL and CALLBRIDGE_HUBSPOT_TOKEN",
+            err=True,
+        )
+        raise typer.Exit(2)
+    s = _settings()
+    logs.configure("ERROR", s.log_format)  # the outcome is printed; requests are noise here
+
+    async def main() -> list[str]:
+        async with hubspot_client(s, deadline_s=15.0) as hs:
+            return (await ensure_call_key_property(hs)).lines()
+
+    try:
+        lines = asyncio.run(main())
+    except SetupError as exc:
+        hint = ""
+        if exc.status in (401, 403):
+            hint = " (check CALLBRIDGE_HUBSPOT_TOKEN and the private app's scopes)"
+        typer.echo(f"error: {s.hubspot_url}: {exc}{hint}", err=True)
+        raise typer.Exit(1) from exc
+    except HubSpotError as exc:  # no answer at all (connection refused, timeouts)
+        typer.echo(f"error: {s.hubspot_url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for line in lines:
+        typer.echo(line)
 
 
 def _mount_dlq() -> None:

@@ -8,6 +8,8 @@ appear in a repr, a log line or a traceback.
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,10 +88,17 @@ class Settings(BaseSettings):
     writer_session_timeout_ms: int = Field(default=30_000, ge=6_000)
     writer_linger_ms: int = Field(default=500, ge=0)
     writer_max_buffer: int = Field(default=5000, ge=100)
+    #: the buffer's bound in bytes of buffered records (the writer stops fetching beyond it)
+    writer_max_buffer_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    #: how often the writer exports its partitions' true consumer lag
+    writer_lag_interval_s: float = Field(default=10.0, gt=0)
+    #: where the writer keeps its on-disk map of calls.ids (default: a fresh temp dir)
+    writer_state_dir: str | None = None
     writer_flush_deadline_s: float = Field(default=20.0, gt=0)
-    #: wait this long after a create of unknown outcome before searching HubSpot for it
-    #: (HubSpot's search index lags writes by a few seconds)
-    writer_reconcile_after_s: float = Field(default=10.0, ge=0)
+    #: search mode only (no unique callbridge_call_key): the worst search-index lag to assume.
+    #: A search miss for a create of unknown outcome is trusted once a call created after it
+    #: is visible, or, with no such call, after this long (or twice the lag observed)
+    writer_reconcile_after_s: float = Field(default=600.0, ge=0)
     #: calls.ids records untouched this long are dropped from memory (and the topic); an
     #: event of a call older than this is looked up in HubSpot before a create
     writer_ids_retention_days: float = Field(default=30.0, gt=0)
@@ -97,6 +106,32 @@ class Settings(BaseSettings):
     writer_daily_retry_s: float = Field(default=60.0, gt=0)
     contact_cache_ttl_s: float = 300.0
     contact_negative_ttl_s: float = 30.0
+
+    # Contact matching (service/contacts; README "Contact matching")
+    #: a number several contacts share: associate all of them, the most recently
+    #: modified one, or none (logged as contact_match_shared and counted)
+    contact_match: Literal["all", "latest", "none"] = "latest"
+    #: a number no contact has: leave the call unassociated, or create a contact for it
+    unknown_caller: Literal["ignore", "create"] = "ignore"
+    #: custom contact properties holding phone numbers, comma-separated
+    contact_phone_properties: str = ""
+    #: where each portal's phone index (SQLite) lives; default ~/.local/state/callbridge/contacts
+    contact_index_dir: Path | None = None
+    #: one incremental search (lastmodifieddate > last seen) per this many seconds
+    contact_index_refresh_s: float = Field(default=30.0, gt=0)
+    #: re-list every contact this often, dropping deleted/merged ones (0: never)
+    contact_index_rebuild_s: float = Field(default=86_400.0, ge=0)
+    #: requests per 10 s the index build may spend (0: only the client's own pacing)
+    contact_index_build_rate: int = Field(default=0, ge=0)
+    #: a contact that appears later is associated with its number's calls this recent
+    contact_late_match_days: float = Field(default=7.0, ge=0)
+    #: an unknown-caller create of unknown outcome is searched for after this long
+    contact_create_reconcile_s: float = Field(default=10.0, ge=0)
+
+    @property
+    def contact_phone_property_list(self) -> list[str]:
+        """``CALLBRIDGE_CONTACT_PHONE_PROPERTIES`` as a list."""
+        return [p.strip() for p in self.contact_phone_properties.split(",") if p.strip()]
 
     # Dead letters
     dlq_max_attempts: int = Field(default=5, ge=1)

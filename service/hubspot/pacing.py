@@ -21,9 +21,12 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-Clock = Callable[[], float]
+from service.clock import Now
+
+#: the monotonic time source pacing measures windows by (``service.clock.Now``)
+Clock = Now
 
 
 class RollingWindow:
