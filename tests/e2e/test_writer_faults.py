@@ -72,7 +72,7 @@ async def test_the_lag_metric_is_log_end_minus_committed(
 ) -> None:
     """While HubSpot refuses every write the writer commits nothing: the lag gauge shows the
     20 waiting records (it counted in-memory records before, and read 0)."""
-    sandbox.faults(error_rate=1.0, error_status=503)
+    sandbox.faults(error_rate=1.0, error_status=503, operations=["batchCreateCalls"])
     await produce_events(kafka.settings, [event(i, "call.ended", timedelta()) for i in range(20)])
     settings = pipeline_settings.model_copy(update={"writer_lag_interval_s": 0.5})
     await start_writer(settings)
