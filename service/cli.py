@@ -36,22 +36,39 @@ def _settings(**overrides: object) -> Settings:
     if overrides:
         settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     logs.configure(settings.log_level, settings.log_format)
+    logs.mask_secret_values(
+        secret for provider in PROVIDER_SECRETS for secret in settings.provider_secrets(provider)
+    )
+    logs.mask_secret_values([settings.hubspot_token.get_secret_value()])
     return settings
 
 
 @app.command()
 def ingress(
     host: Annotated[str | None, typer.Option(help="interface to bind")] = None,
-    port: Annotated[int | None, typer.Option(help="port to listen on (default 8080)")] = None,
+    port: Annotated[int | None, typer.Option(help="webhook port (default 8080)")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="port for /metrics, /healthz, /readyz (default 9101)"),
+    ] = None,
 ) -> None:
-    """Serve provider webhooks: POST /webhooks/{provider}, /healthz, /readyz, /metrics."""
-    from service.ingress import create_app
-    from service.runtime import make_server, serve_until_stopped
+    """Serve provider webhooks (POST /webhooks/{provider}, /healthz, /readyz, /openapi.json)
+    and, on the metrics port, /metrics, /healthz, /readyz."""
+    from service.ingress import ConfigError
+    from service.runtime import make_ingress_servers, serve_until_stopped
 
-    s = _settings(ingress_host=host, ingress_port=port)
-    server = make_server(create_app(s), s.ingress_host, s.ingress_port)
-    log.info("ingress_listening", url=f"http://{s.ingress_host}:{s.ingress_port}")
-    asyncio.run(serve_until_stopped([server], [], []))
+    s = _settings(ingress_host=host, ingress_port=port, ingress_metrics_port=metrics_port)
+    try:
+        servers = make_ingress_servers(s)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    log.info(
+        "ingress_listening",
+        url=f"http://{s.ingress_host}:{s.ingress_port}",
+        metrics=f"http://{s.ingress_host}:{s.ingress_metrics_port}/metrics",
+    )
+    asyncio.run(serve_until_stopped(servers, [], []))
 
 
 @app.command()
@@ -151,6 +168,14 @@ def run(
 
     for provider, attr in PROVIDER_SECRETS.items():
         os.environ.setdefault(f"CALLBRIDGE_{attr.upper()}", DEV_SECRETS[provider])
+    # Twilio signs the URL it calls: locally that is the ingress itself
+    os.environ.setdefault(
+        "CALLBRIDGE_PUBLIC_URL",
+        "http://{}:{}".format(
+            os.environ.get("CALLBRIDGE_INGRESS_HOST", "127.0.0.1"),
+            os.environ.get("CALLBRIDGE_INGRESS_PORT", "8080"),
+        ),
+    )
     s = _settings()
     broker: LocalKafka | None = None
     if not _reachable(s.kafka_bootstrap):
@@ -203,13 +228,12 @@ async def _set_up_portal(s: Settings) -> None:
 
 
 async def _run_services(s: Settings) -> None:
-    from service.ingress import create_app
-    from service.runtime import make_server, serve_until_stopped
+    from service.runtime import make_ingress_servers, make_server, serve_until_stopped
     from service.writer import Writer
 
     w = Writer(s)
     servers = [
-        make_server(create_app(s), s.ingress_host, s.ingress_port),
+        *make_ingress_servers(s),
         make_server(w.health_app(), "127.0.0.1", s.writer_health_port),
     ]
     await serve_until_stopped(servers, [w.run], [w.stop])
@@ -222,6 +246,7 @@ def _banner(s: Settings, *, started_kafka: bool) -> None:
         f"  kafka     {s.kafka_bootstrap}{' (local broker started)' if started_kafka else ''}",
         f"  hubspot   {s.hubspot_url}",
         f"  ingress   http://{s.ingress_host}:{s.ingress_port}/webhooks/<provider>",
+        f"  metrics   http://{s.ingress_host}:{s.ingress_metrics_port}/metrics (ingress)",
         f"  writer    http://127.0.0.1:{s.writer_health_port}/healthz",
         "  secrets (development):",
     ]

@@ -54,6 +54,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     #: answer 503 when Kafka has not acknowledged within this time (providers wait 3-15 s)
     produce_timeout_s: float = Field(default=2.5, gt=0)
+    #: /metrics, /healthz and /readyz of the ingress (never /metrics on the webhook port)
+    ingress_metrics_port: int = 9101
+    #: a request body not received within this time is answered 408
+    ingress_body_timeout_s: float = Field(default=10.0, gt=0)
+    #: uvicorn's limit_concurrency (connections + tasks; beyond it uvicorn answers 503)
+    ingress_limit_concurrency: int = Field(default=256, ge=1)
+    #: uvicorn's listen backlog
+    ingress_backlog: int = Field(default=512, ge=1)
+    #: comma-separated IPs/CIDRs of proxies whose X-Forwarded-Proto/-Host/-Port are
+    #: trusted to rebuild the public URL (Twilio signatures) when CALLBRIDGE_PUBLIC_URL is unset
+    trusted_proxies: str = ""
 
     # Provider secrets: a provider without one is disabled.
     twilio_auth_token: SecretStr | None = None
@@ -139,6 +150,12 @@ class Settings(BaseSettings):
         value: SecretStr | None = getattr(self, attr)
         return value.get_secret_value() if value is not None else None
 
+    def provider_secrets(self, provider: str) -> tuple[str, ...]:
+        """Every configured secret of ``provider`` (rotation: comma-separated, any one
+        verifies; blanks ignored); empty when the provider is disabled."""
+        raw = self.provider_secret(provider) or ""
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
     @cached_property
     def enabled_providers(self) -> list[str]:
-        return sorted(p for p in PROVIDER_SECRETS if self.provider_secret(p))
+        return sorted(p for p in PROVIDER_SECRETS if self.provider_secrets(p))
