@@ -9,6 +9,7 @@ resets every portal."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -142,6 +143,8 @@ def control_endpoints(portals: Portals) -> dict[str, Endpoint]:
                 ApiError(404, "OBJECT_NOT_FOUND", "resource not found").body(correlation_id), 404
             )
         else:
+            if portals.oauth.latency_ms > 0:
+                await asyncio.sleep(portals.oauth.latency_ms / 1000.0)
             try:
                 portal, body = portals.oauth.grant(await request.body())
                 sb = portal or sb

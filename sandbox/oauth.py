@@ -81,6 +81,7 @@ class OAuthServer:
         self.codes: dict[str, tuple[str, Sandbox]] = {}  # one-time code -> (client, portal)
         self.access: dict[str, tuple[Sandbox, float]] = {}  # token -> (portal, expires at)
         self.refreshes = 0
+        self.latency_ms = 0.0  # delay of every token answer (to overlap concurrent callers)
         for spec in config.oauth_apps:
             self.install(spec)
 
@@ -171,7 +172,8 @@ class OAuthServer:
         """``POST /_sandbox/oauth``: ``apps`` (list of {client_id, client_secret,
         refresh_token, portal_token}), ``access_token_lifetime_s``,
         ``rotate_refresh_tokens``, ``expire_access_tokens: true``, ``revoke_refresh_token``,
-        ``authorize: {client_id, portal_token}`` (answers ``code``)."""
+        ``authorize: {client_id, portal_token}`` (answers ``code``), ``latency_ms`` (delay
+        of every token answer)."""
         known = {
             "apps",
             "access_token_lifetime_s",
@@ -179,6 +181,7 @@ class OAuthServer:
             "expire_access_tokens",
             "revoke_refresh_token",
             "authorize",
+            "latency_ms",
         }
         if not isinstance(body, dict) or not set(body) <= known:
             raise validation_error(f"oauth settings are an object with keys {sorted(known)}")
@@ -188,6 +191,11 @@ class OAuthServer:
             if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
                 raise validation_error("access_token_lifetime_s must be a positive number")
             self.lifetime_s = float(lifetime)
+        latency = body.get("latency_ms")
+        if latency is not None:
+            if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
+                raise validation_error("latency_ms must be a number >= 0")
+            self.latency_ms = float(latency)
         if "rotate_refresh_tokens" in body:
             if not isinstance(body["rotate_refresh_tokens"], bool):
                 raise validation_error("rotate_refresh_tokens must be true or false")
@@ -227,4 +235,5 @@ class OAuthServer:
             "access_token_lifetime_s": self.lifetime_s,
             "rotate_refresh_tokens": self.rotate,
             "refreshes": self.refreshes,
+            "latency_ms": self.latency_ms,
         }
