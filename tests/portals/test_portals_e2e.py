@@ -61,17 +61,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
         stop_sandbox(s.process)
 
 
-def stats(server: SandboxServer, portal: str) -> dict[str, Any]:
-    r = httpx.get(
-        server.url + "/_sandbox/stats", headers={"Authorization": f"Bearer {TOKENS[portal]}"}
-    )
+async def control(
+    server: SandboxServer, method: str, path: str, portal: str | None = None, **kw: Any
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {TOKENS[portal]}"} if portal else {}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        return await http.request(method, path, **kw)
+
+
+async def stats(server: SandboxServer, portal: str) -> dict[str, Any]:
+    r = await control(server, "GET", "/_sandbox/stats", portal)
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 async def clients(server: SandboxServer, tmp_path: Path) -> AsyncIterator[dict[str, HubSpotClient]]:
-    assert httpx.post(server.url + "/_sandbox/reset", json={"all": True}).status_code == 200
+    reset = await control(server, "POST", "/_sandbox/reset", json={"all": True})
+    assert reset.status_code == 200
     path = tmp_path / "portals.yaml"
     path.write_text(PORTALS)
     built = portal_clients(Settings(hubspot_url=server.url, portals_file=path), deadline_s=30.0)
@@ -108,15 +115,15 @@ async def test_three_portals_land_each_in_its_own_state(
         )
     )
     for portal, n in counts.items():
-        s = stats(server, portal)
+        s = await stats(server, portal)
         assert s["records"]["calls"] == n
         page = await clients[portal].list_calls(limit=100, properties=["hs_call_title"])
-        titles = sorted(c.properties["hs_call_title"] for c in page.results)
+        titles = sorted(str(c.properties["hs_call_title"]) for c in page.results)
         assert titles == sorted(f"{portal}-{i}" for i in range(n))  # none of another's
-    assert set(stats(server, "acme")["versions"]) == {"v3"}
-    assert set(stats(server, "bravo")["versions"]) == {"2026-03"}
+    assert set((await stats(server, "acme"))["versions"]) == {"v3"}
+    assert set((await stats(server, "bravo"))["versions"]) == {"2026-03"}
     # charlie's API requests and its token refresh both went to the dated paths
-    assert stats(server, "charlie")["versions"]["2026-03"]["oauthToken"] == 1
+    assert (await stats(server, "charlie"))["versions"]["2026-03"]["oauthToken"] == 1
 
 
 def _max_in_window(times: list[float], window_s: float = 10.0) -> int:
@@ -131,11 +138,7 @@ async def test_each_portal_stays_within_its_own_rate(
 ) -> None:
     """bravo may send 4 requests per 10 s (and the sandbox refuses a fifth); 8 bravo
     requests take over 10 s while acme's 60 are done at once, unslowed by bravo."""
-    r = httpx.post(
-        server.url + "/_sandbox/config",
-        json={"rate_limit": BRAVO_RATE},
-        headers={"Authorization": "Bearer tok-b"},
-    )
+    r = await control(server, "POST", "/_sandbox/config", "bravo", json={"rate_limit": BRAVO_RATE})
     assert r.json()["rate_limit"] == BRAVO_RATE
     started = time.monotonic()
     acme_done: list[float] = []
@@ -147,11 +150,11 @@ async def test_each_portal_stays_within_its_own_rate(
     await asyncio.gather(acme(), *(clients["bravo"].list_calls(limit=1) for _ in range(8)))
     bravo_s = time.monotonic() - started
     assert acme_done[0] < 3.0 < 10.0 <= bravo_s + 0.5
-    b = stats(server, "bravo")
+    b = await stats(server, "bravo")
     assert b["requests"]["listCalls"] == {"200": 8}  # never a 429
     times = [t for t, op, _ in b["timeline"] if op == "listCalls"]
     assert _max_in_window(times) <= BRAVO_RATE
-    a = stats(server, "acme")
+    a = await stats(server, "acme")
     assert a["requests"]["listCalls"] == {"200": 60}
 
 
@@ -164,7 +167,7 @@ async def test_an_oauth_portal_keeps_working_across_expiry(
     await asyncio.gather(*(hs.list_calls(limit=1) for _ in range(20)))
     await asyncio.sleep(3.2)  # every access token issued so far has expired
     await asyncio.gather(*(_write(hs, "charlie", i) for i in range(20)))
-    s = stats(server, "charlie")
+    s = await stats(server, "charlie")
     assert s["records"]["calls"] == 20
     assert s["requests"]["batchCreateCalls"] == {"201": 20}
     assert provider.refreshes == 2  # one for each access-token lifetime, not one per request

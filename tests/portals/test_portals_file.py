@@ -144,7 +144,7 @@ async def test_each_portal_gets_its_own_client(tmp_path: Path) -> None:
     clients = portal_clients(settings)
     try:
         assert list(clients) == ["acme", "globex-2", "initech"]
-        acme, globex, initech = clients.values()
+        acme, globex, _ = clients.values()
         assert acme.paths.calls == "/crm/objects/2026-03/calls"
         assert globex.paths.calls == "/crm/v3/objects/calls"
         assert acme.session.budget is not globex.session.budget  # a budget each
