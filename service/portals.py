@@ -239,3 +239,32 @@ def _providers(raw: Any, where: str, fail: Any) -> dict[str, SecretStr]:
             raise fail(f"{where}.{name}", f"expected {{{key}: …}}")
         out[name] = SecretStr(_text(value[key], f"{where}.{name}.{key}", fail))
     return out
+
+
+def sandbox_args(portals: list[Portal]) -> list[str]:
+    """``python -m sandbox`` arguments giving every portal its own sandbox portal: its
+    token, or for an OAuth portal a made-up portal token (``oauth-portal-<id>``) with the
+    portal's app installed (``--oauth-app``), so that its refresh token works there.
+    For ``callbridge run`` / ``make run`` with a portals file against the sandbox."""
+    args: list[str] = []
+    for p in portals:
+        hs = p.hubspot
+        if hs.token is not None:
+            args += ["--token", hs.token.get_secret_value()]
+            continue
+        assert hs.oauth is not None
+        portal_token = f"oauth-portal-{p.id}"
+        args += [
+            "--token",
+            portal_token,
+            "--oauth-app",
+            ":".join(
+                (
+                    hs.oauth.client_id,
+                    hs.oauth.client_secret.get_secret_value(),
+                    hs.oauth.refresh_token.get_secret_value(),
+                    portal_token,
+                )
+            ),
+        ]
+    return args

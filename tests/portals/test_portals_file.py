@@ -18,6 +18,7 @@ from service.portals import (
     PortalsFileError,
     load_portals,
     parse_portals_file,
+    sandbox_args,
 )
 from service.wiring import portal_clients, refresh_token_store
 
@@ -159,3 +160,16 @@ async def test_each_portal_gets_its_own_client(tmp_path: Path) -> None:
         for client in clients.values():
             await client.aclose()
     assert refresh_token_store(Settings()) is None
+
+
+def test_sandbox_args_give_every_portal_its_sandbox_portal(tmp_path: Path) -> None:
+    """The arguments start a sandbox that accepts every portal's token or OAuth grant."""
+    from sandbox.__main__ import parse_args
+
+    portals = parse_portals_file(write(tmp_path, EXAMPLE))
+    args = sandbox_args(portals)
+    config, _, _ = parse_args(args)
+    assert config.tokens == ["pat-acme", "oauth-portal-globex-2", "pat-initech"]
+    assert [(a.client_id, a.refresh_token, a.portal_token) for a in config.oauth_apps] == [
+        ("cid", "rt-globex", "oauth-portal-globex-2")
+    ]
