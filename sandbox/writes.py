@@ -207,7 +207,7 @@ def property_error(problems: list[dict[str, Any]]) -> ApiError:
     )
 
 
-#: the portal id the sandbox's messages name (it has one portal per token, all alike)
+#: the portal id conflict messages name (the same for every sandbox portal; see Sandbox.portal_id)
 PORTAL_ID = 100000001
 
 
