@@ -24,14 +24,22 @@ E164_CACHE_SIZE: Final = 8192
 
 
 @lru_cache(maxsize=E164_CACHE_SIZE)
-def _e164(raw: str, region: str) -> str:
+def _e164(raw: str, region: str) -> str | None:
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        return raw
+        return None
     if not phonenumbers.is_possible_number(parsed):
-        return raw
+        return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def strict_e164(value: str | None, region: str) -> str | None:
+    """``value`` in E.164 when it parses as a possible number in ``region``, else None."""
+    raw = (value or "").strip()
+    if not raw or len(raw) > MAX_NUMBER_CHARS or len(region) > 3:
+        return None
+    return _e164(raw, region)
 
 
 def e164(number: str | None, region: str) -> str | None:
@@ -43,7 +51,7 @@ def e164(number: str | None, region: str) -> str | None:
         return None
     if len(raw) > MAX_NUMBER_CHARS or len(region) > 3:
         return raw
-    return _e164(raw, region)
+    return _e164(raw, region) or raw
 
 
 def phone(value: str | None, region: str) -> str | None:

@@ -18,6 +18,8 @@ from typing import Final
 
 import phonenumbers
 
+from handlers.phone import strict_e164
+
 #: the typed properties HubSpot calculates searchable forms for
 TYPED: Final = ("phone", "mobilephone")
 NATIONAL: Final = (
@@ -32,19 +34,9 @@ MODIFIED: Final = "lastmodifieddate"
 
 
 def e164(value: str | None, region: str) -> str | None:
-    """``value`` as E.164 when it parses as a possible number in ``region``, else None."""
-    if not value:
-        return None
-    raw = value.strip()
-    if not raw:
-        return None
-    try:
-        parsed = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    """``value`` as E.164 when it parses as a possible number in ``region``, else None
+    (the handlers' cached parser)."""
+    return strict_e164(value, region)
 
 
 def search_forms(number: str) -> tuple[str, str] | None:
