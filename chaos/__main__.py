@@ -41,6 +41,11 @@ def table(f: dict[str, Any]) -> str:
         ("lost", f["lost"], "must be 0"),
         ("duplicates", f["duplicates"], "must be 0"),
         ("wrong final properties", v["wrong"], str(v["wrong_by_property"] or "")),
+        (
+            "duplicated calls",
+            v["duplicated_calls"],
+            f"{v['duplicated_calls_without_a_right_record']} with no right record",
+        ),
         ("rejected calls (REJECT-ME)", v["rejected_calls"], ""),
         ("  without a DLQ reason", v["rejected_without_dlq_reason"], "must be 0"),
         ("  absent after replay", v["rejected_absent_after_replay"], "must be 0"),
@@ -67,6 +72,8 @@ def table(f: dict[str, Any]) -> str:
         rows.append((f"fault: {kind}", n, ""))
     for kind, p in v["poisons"].items():
         rows.append((f"poison: {kind}", p["outcome"], p["reason"][:60]))
+    for fault, n in f.get("duplicates_after_fault", {}).items():
+        rows.append(("duplicates after", n, fault))
     for finding in f.get("findings", []):
         rows.append(("finding", "", finding))
     width = max(len(r[0]) for r in rows)

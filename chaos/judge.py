@@ -3,8 +3,10 @@
 - ``records``: HubSpot call records of the load's calls (``hs_call_external_id`` among them);
 - ``duplicates``: records beyond the first per call key (any key, poison or not);
 - ``lost``: load calls with no record;
-- ``wrong``: calls whose one record lacks an expected final property (status, duration,
-  direction, timestamp, contacts), with the first few differences;
+- ``wrong``: calls with one record that lacks an expected final property (status,
+  duration, direction, timestamp, contacts), with the first few differences; a duplicated
+  call is counted apart (``duplicated_calls_without_a_right_record``: its events were split
+  between its records);
 - every call the sandbox rejected (``REJECT-ME``) must have gone through ``calls.dlq`` with
   a reason (``dlq.error.category`` and ``dlq.error.message``) and be present after replay;
 - poisons: refused by the ingress (4xx), or accepted and then written or dead-lettered with
@@ -66,12 +68,21 @@ def judge(
     lost = [c.key for c in load if c.key not in by_key]
     duplicates = {k: len(v) - 1 for k, v in by_key.items() if len(v) > 1}
     wrong: dict[str, dict[str, tuple[Any, Any]]] = {}
+    split = 0  # duplicated calls none of whose records is right: the events were split
     for c in load:
-        found = by_key.get(c.key)
-        if found:
+        found = by_key.get(c.key, [])
+        if len(found) == 1:
             diff = differences(found[0], c.expected(t0))
             if diff:
                 wrong[c.key] = diff
+        elif found and all(differences(r, c.expected(t0)) for r in found):
+            split += 1
+    extra_created = sorted(
+        _ms(r.get("createdAt")) or 0
+        for k, rs in by_key.items()
+        if len(rs) > 1
+        for r in sorted(rs, key=lambda r: r.get("createdAt") or "")[1:]
+    )
     dlq_keys: dict[str, list[dict[str, str]]] = {}
     for key, headers in dlq:
         dlq_keys.setdefault(key, []).append(headers)
@@ -112,6 +123,9 @@ def judge(
         "duplicates": sum(duplicates.values()),
         "wrong": len(wrong),
         "wrong_by_property": dict(by_field),
+        "duplicated_calls": len(duplicates),
+        "duplicated_calls_without_a_right_record": split,
+        "duplicate_created_ms": extra_created,
         "rejected_calls": len(rejected),
         "rejected_without_dlq_reason": len(rejected_missing_dlq),
         "rejected_absent_after_replay": len(rejected_absent),

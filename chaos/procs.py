@@ -268,7 +268,7 @@ class Cluster:
         lines = proc.log.read_text(errors="replace").splitlines()
         for line in reversed(lines):
             if "Error" in line or "Exception" in line:
-                return line.strip()[:300]
+                return " ".join(line.split())[:240]
         return lines[-1][:300] if lines else ""
 
     def live_writers(self) -> list[str]:

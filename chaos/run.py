@@ -106,6 +106,9 @@ class Sandbox:
             base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
         )
 
+    def close(self) -> None:
+        self.http.close()
+
     def faults(self, **settings: Any) -> None:
         self.http.post("/_sandbox/faults", json=settings).raise_for_status()
 
@@ -259,7 +262,8 @@ async def faults(
             down = time.monotonic()
             await asyncio.to_thread(cluster.stop_broker)
             tl.note("broker-stop", "callbridge kafka SIGTERMed")
-            await asyncio.sleep(max(0.0, down + sc.broker_down_s - time.monotonic()))
+            # down for about broker_down_s in all: the restart itself takes ~6 s here
+            await asyncio.sleep(max(0.0, down + sc.broker_down_s - 6.0 - time.monotonic()))
             ready = await asyncio.to_thread(cluster.start_broker)
             back = time.time()
             tl.note(
@@ -275,7 +279,7 @@ async def faults(
                     f"ingress answered only 503 for {sc.ingress_recovery_s:.0f}s after the "
                     "broker came back (see ingress.log): restarted by the harness"
                 )
-                cluster.ingress_restart()
+                await asyncio.to_thread(cluster.ingress_restart)
                 tl.note("ingress-restart", "(remediation, not a fault)", count=False)
         tl.ended()
     await asyncio.gather(*background)
@@ -294,6 +298,19 @@ async def supervise(cluster: Cluster, tl: Timeline, stop: asyncio.Event) -> None
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
+def attribute(created_ms: list[int], tl: Timeline) -> dict[str, int]:
+    """Each extra record's creation, counted under the last fault injected before it."""
+    faults = [
+        (at, text) for at, text in tl.entries if text.split()[0] in tl.counts
+    ]  # injected faults only, not remediations or phases
+    out: Counter[str] = Counter()
+    for ms in created_ms:
+        at = ms / 1000 - tl.t0
+        before = [text for t, text in faults if t <= at]
+        out[before[-1] if before else "before any fault"] += 1
+    return dict(out.most_common())
+
+
 def hubspot_requests(stats: dict[str, Any]) -> int:
     return sum(n for per in stats.get("requests", {}).values() for n in per.values())
 
@@ -307,7 +324,9 @@ async def run(sc: Scenario, seed: int, workdir: Path | None = None) -> dict[str,
         "CALLBRIDGE_WRITER_SESSION_TIMEOUT_MS": str(sc.session_timeout_ms),
         "CALLBRIDGE_HUBSPOT_TIMEOUT_S": str(sc.hubspot_timeout_s),
     }
+    workdir.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(workdir, env, writer_env)
+    sandbox: Sandbox | None = None
     print(f"chaos {sc.name}: seed {seed}, logs in {workdir}", flush=True)
     try:
         startup = cluster.start_broker()
@@ -403,6 +422,7 @@ async def run(sc: Scenario, seed: int, workdir: Path | None = None) -> dict[str,
                 op: dict(per) for op, per in stats.get("requests", {}).items()
             },
             "findings": tl.findings,
+            "duplicates_after_fault": attribute(verdict.pop("duplicate_created_ms"), tl),
             "verdict": verdict,
             "timeline": tl.entries,
             "wall_s": round(time.time() - began, 1),
@@ -410,6 +430,8 @@ async def run(sc: Scenario, seed: int, workdir: Path | None = None) -> dict[str,
         }
         return figures
     finally:
+        if sandbox is not None:
+            sandbox.close()
         cluster.close()
 
 

@@ -61,7 +61,7 @@ def test_lost_duplicated_wrong_and_undead_lettered_are_counted() -> None:
     ]
     v = judge(cs, recs, [], T0, {})
     assert v["lost"] == 1 and v["examples"]["lost"] == ["generic:r"]
-    assert v["duplicates"] == 1 and v["records"] == 3
+    assert v["duplicates"] == 1 and v["records"] == 3 and v["duplicated_calls"] == 1
     assert v["wrong"] == 1
     assert set(v["wrong_by_property"]) == {"hs_call_status", "contacts"}
     assert v["rejected_without_dlq_reason"] == 1 and v["rejected_absent_after_replay"] == 1
