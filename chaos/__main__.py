@@ -74,6 +74,8 @@ def table(f: dict[str, Any]) -> str:
         rows.append((f"poison: {kind}", p["outcome"], p["reason"][:60]))
     for fault, n in f.get("duplicates_after_fault", {}).items():
         rows.append(("duplicates after", n, fault))
+    for fault, n in f.get("wrong_after_fault", {}).items():
+        rows.append(("wrong records created after", n, fault))
     for finding in f.get("findings", []):
         rows.append(("finding", "", finding))
     width = max(len(r[0]) for r in rows)

@@ -126,6 +126,7 @@ def judge(
         "duplicated_calls": len(duplicates),
         "duplicated_calls_without_a_right_record": split,
         "duplicate_created_ms": extra_created,
+        "wrong_created_ms": sorted(_ms(by_key[k][0].get("createdAt")) or 0 for k in wrong),
         "rejected_calls": len(rejected),
         "rejected_without_dlq_reason": len(rejected_missing_dlq),
         "rejected_absent_after_replay": len(rejected_absent),

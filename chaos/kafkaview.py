@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
@@ -18,7 +19,7 @@ from aiokafka.structs import TopicPartition
 
 
 @contextlib.contextmanager
-def quiet_aiokafka() -> object:
+def quiet_aiokafka() -> Iterator[None]:
     logger = logging.getLogger("aiokafka")
     level = logger.level
     logger.setLevel(logging.CRITICAL)

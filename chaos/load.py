@@ -460,8 +460,8 @@ def lifecycle(call: Call) -> list[tuple[str, float, bool]]:
                 (f"phone.{side}_ended", end, False),
                 (f"phone.{side}_call_log_completed", end + 5, True),
             ]
-        last = "phone.callee_missed" if inbound else "phone.caller_ended"
-        return [(f"phone.{side}_ringing", 0, False), (last, r, False)]
+        missed = "phone.callee_missed" if inbound else "phone.caller_ended"
+        return [(f"phone.{side}_ringing", 0, False), (missed, r, False)]
     if p == "ringcentral":
         mid = [("Answered", r, True)] if call.answered else []
         return [("Setup", 0, False), ("Proceeding", 1, True), *mid, ("Disconnected", end, False)]

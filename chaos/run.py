@@ -25,6 +25,8 @@ from chaos.kafkaview import group_lag, quiet_aiokafka, read_topic
 from chaos.procs import Cluster
 
 GROUP = "callbridge-writer"
+#: where in the load the poison calls are sent (share of its duration)
+POISON_AT = 0.5
 TOPIC_EVENTS = "calls.events"
 TOPIC_DLQ = "calls.dlq"
 TOKEN = "sandbox-token"
@@ -197,10 +199,15 @@ async def faults(
         steps += [(sc.latency[0], "latency-on"), (sc.latency[1], "latency-off")]
     if sc.index_delay is not None:
         steps += [(sc.index_delay[0], "index-on"), (sc.index_delay[1], "index-off")]
+    if sc.poisons:
+        steps.append((POISON_AT, "poison"))
     steps.sort()
-    base = {"error_rate": sc.error_rate, "error_status": 503, "seed": rng.randrange(2**31)}
-    base["reject"] = {"property": "hs_call_title", "value": load.REJECT_TITLE}
-    sandbox.faults(**base)
+    sandbox.faults(
+        error_rate=sc.error_rate,
+        error_status=503,
+        seed=rng.randrange(2**31),
+        reject={"property": "hs_call_title", "value": load.REJECT_TITLE},
+    )
     tl.note("sandbox-5xx", f"{sc.error_rate:.0%} 503s on every operation")
     tl.note("sandbox-reject", f"{load.REJECT_TITLE} titles refused (207 VALIDATION_ERROR)")
     next_writer = sc.writers + 1
@@ -242,6 +249,9 @@ async def faults(
                 tl.ended()
 
             background.append(asyncio.create_task(wake()))
+        elif action == "poison":
+            tl.note("poison", "calls for search, association and limit refusals sent")
+            tl.counts["poison"] = len(load.poison_calls(random.Random(0)))
         elif action == "burst":
             sandbox.faults(rate_limit_burst=sc.burst_size)
             tl.note("sandbox-429-burst", f"next {sc.burst_size} requests")
@@ -349,7 +359,9 @@ async def run(sc: Scenario, seed: int, workdir: Path | None = None) -> dict[str,
             numbers=numbers,
         )
         if sc.poisons:
-            load.add_poisons(plan, load.poison_calls(random.Random(seed + 1)), cluster.ingress_url)
+            load.add_poisons(
+                plan, load.poison_calls(random.Random(seed + 1)), cluster.ingress_url, POISON_AT
+            )
         await wait_ready(cluster.ingress_url + "/readyz", 90)
         print(f"  broker ready in {startup:.1f}s; plan {plan.summary()}", flush=True)
         t0 = float(int(time.time()) + 2)
@@ -423,6 +435,7 @@ async def run(sc: Scenario, seed: int, workdir: Path | None = None) -> dict[str,
             },
             "findings": tl.findings,
             "duplicates_after_fault": attribute(verdict.pop("duplicate_created_ms"), tl),
+            "wrong_after_fault": attribute(verdict.pop("wrong_created_ms"), tl),
             "verdict": verdict,
             "timeline": tl.entries,
             "wall_s": round(time.time() - began, 1),
