@@ -38,6 +38,7 @@ import httpx
 import orjson
 
 from handlers import dialpad, generic, twilio, vonage, zoom
+from service.config import PROVIDER_SECRETS
 
 PROVIDERS: tuple[str, ...] = (
     "generic",
@@ -49,15 +50,7 @@ PROVIDERS: tuple[str, ...] = (
     "dialpad",
 )
 #: environment variable of each provider's secret (the ingress's contract names).
-SECRET_ENV: dict[str, str] = {
-    "twilio": "CALLBRIDGE_TWILIO_AUTH_TOKEN",
-    "aircall": "CALLBRIDGE_AIRCALL_TOKEN",
-    "zoom": "CALLBRIDGE_ZOOM_SECRET_TOKEN",
-    "ringcentral": "CALLBRIDGE_RINGCENTRAL_VERIFICATION_TOKEN",
-    "vonage": "CALLBRIDGE_VONAGE_SIGNATURE_SECRET",
-    "dialpad": "CALLBRIDGE_DIALPAD_SECRET",
-    "generic": "CALLBRIDGE_GENERIC_SECRET",
-}
+SECRET_ENV: dict[str, str] = {p: f"CALLBRIDGE_{a.upper()}" for p, a in PROVIDER_SECRETS.items()}
 SECRETS: dict[str, str] = {p: f"load-{p}-secret-0123456789abcdef" for p in PROVIDERS}
 #: the company's own line (the non-counterpart side of every call).
 LINE = "+14155550100"

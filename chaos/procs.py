@@ -3,7 +3,8 @@
 ``callbridge writer``, ``callbridge dlq replay``.
 
 Every child is started in its own process group and watched; ``Cluster.close()`` stops
-whatever is still running (SIGTERM, then SIGKILL), so a run never leaves processes behind.
+whatever is still running (SIGTERM, then SIGKILL), and each child gets the kernel's
+parent-death signal, so a run never leaves processes behind, even when it is killed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from service.localkafka import die_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,6 +54,7 @@ class Proc:
         out = self.log.open("ab")
         out.write(f"\n--- start {self.starts + 1} at {time.time():.3f}\n".encode())
         out.flush()
+        parent = os.getpid()
         self.popen = subprocess.Popen(  # noqa: S603
             self.argv,
             cwd=ROOT,
@@ -58,6 +62,8 @@ class Proc:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # a killed harness takes its processes along (the broker follows its launcher)
+            preexec_fn=(lambda: die_with_parent(parent)) if sys.platform == "linux" else None,
         )
         out.close()
         self.starts += 1
@@ -268,7 +274,7 @@ class Cluster:
         lines = proc.log.read_text(errors="replace").splitlines()
         for line in reversed(lines):
             if "Error" in line or "Exception" in line:
-                return " ".join(line.split())[:240]
+                return " ".join(line.replace("\\n", " ").split())[:240]
         return lines[-1][:300] if lines else ""
 
     def live_writers(self) -> list[str]:

@@ -126,7 +126,7 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
 PR_SET_PDEATHSIG: Final = 1
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """In the forked child, before exec: ask the kernel for SIGTERM when the parent dies.
 
     The broker runs in a session of its own (a terminal's Ctrl-C reaches only the
@@ -251,7 +251,7 @@ class LocalKafka:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=(lambda: _die_with_parent(parent)) if sys.platform == "linux" else None,
+            preexec_fn=(lambda: die_with_parent(parent)) if sys.platform == "linux" else None,
         )
         out.close()
         log.info(
