@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chaos.run import BOUNDED, FULL, run, write
+from chaos.run import run, write
+from chaos.scenario import BOUNDED, FULL
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from chaos.__main__ import table
-from chaos.run import BOUNDED, run, write
+from chaos.run import run, write
+from chaos.scenario import BOUNDED
 
 #: a new seed every run (printed; the failure message names it), like a property test: the
 #: outcome depends on process timing too, so no seed is "the one that passes".
