@@ -2,6 +2,12 @@
 
 ``REGISTRY`` maps the ``{provider}`` path segment of ``POST /webhooks/{provider}`` to the
 module's ``PROVIDER`` object (see ``handlers.base.Provider``).
+
+Beside the provider modules: ``event`` (the ``CallEvent`` model and the merge-relevant
+constants, owned here so that ``service`` depends on ``handlers`` and never the reverse),
+``build`` (``CallFacts`` → ``CallEvent``, the one builder, where edge limits are enforced),
+``limits`` (the numbers), ``phone`` (E.164 with a bounded cache), ``stdwebhooks``
+(Standard Webhooks verification), ``provider`` (``ModuleProvider``), ``common`` (helpers).
 """
 
 from __future__ import annotations

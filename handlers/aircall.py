@@ -3,7 +3,8 @@
 
 Authenticity: the body's ``token`` equals the webhook's token (constant-time compare).
 Aircall signs nothing, so only HTTPS protects the body; the token is never logged or
-produced. Every call event carries the whole Call object, so each event is normalized from
+produced. The token is static: there is no replay window; a replayed body repeats an
+``event_id`` (call, event, timestamp) that the writer drops as a duplicate. Every call event carries the whole Call object, so each event is normalized from
 it: ``started_at`` is the call's start, ``duration`` (seconds) its length once it is done.
 Events outside ``EVENTS`` (``contact.*``, ``user.*``, ``call.transferred``…) are valid but
 irrelevant: no events.
@@ -18,29 +19,22 @@ import msgspec
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
-    ModuleProvider,
     NormalizeOptions,
-    Outcome,
     Verification,
     WebhookRequest,
 )
+from handlers.build import CallFacts, direction_of, unanswered
 from handlers.common import (
-    base_properties,
-    call_title,
     consteq,
     decode_json,
-    disposition_guid,
     duration_ms,
     epoch_ms,
     ident,
-    iso_ms,
     maybe_time,
-    owner_id,
     parse_time,
-    phone,
-    put,
 )
-from service.model import CallEvent
+from handlers.phone import phone
+from handlers.provider import ModuleProvider, parser
 
 NAME: Final = "aircall"
 
@@ -120,7 +114,12 @@ _token = msgspec.json.Decoder(_TokenOnly)
 def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
     try:
         token = _token.decode(request.body).token
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except (
+        msgspec.DecodeError,
+        msgspec.ValidationError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:
         raise InvalidSignature("no token: the body is not an Aircall JSON object") from exc
     if not token:
         raise InvalidSignature("missing token")
@@ -140,14 +139,13 @@ def _body(call: Call) -> str | None:
     return "\n".join(parts) or None
 
 
-def normalize(envelope: Envelope, call: Call, options: NormalizeOptions) -> CallEvent:
+def facts(envelope: Envelope, call: Call, options: NormalizeOptions) -> CallFacts:
     call_id = ident(call.id)
     if call_id is None:
         raise InvalidEvent("data.id must be a non-empty id")
     occurred = parse_time(envelope.timestamp)
-    started = maybe_time(call.started_at) or occurred
     answered = maybe_time(call.answered_at)
-    direction = {"inbound": "INBOUND", "outbound": "OUTBOUND"}.get((call.direction or "").lower())
+    direction = direction_of(call.direction)
     external = phone(call.raw_digits, options.default_region)
     line = phone(call.number.digits if call.number else None, options.default_region)
     from_number, to_number = (external, line) if direction == "INBOUND" else (line, external)
@@ -160,8 +158,7 @@ def normalize(envelope: Envelope, call: Call, options: NormalizeOptions) -> Call
         if answered is not None:
             status, disposition = "COMPLETED", "connected"
         else:
-            status = "MISSED" if direction == "INBOUND" else "NO_ANSWER"
-            disposition = "no answer"
+            status, disposition = unanswered(direction), "no answer"
         if call.voicemail:
             disposition = "left voicemail"
             recording = recording or call.voicemail
@@ -169,40 +166,35 @@ def normalize(envelope: Envelope, call: Call, options: NormalizeOptions) -> Call
             duration = duration_ms(call.duration, 1000)
 
     agent = call.user or call.assigned_to
-    props = base_properties(NAME, call_id, options)
-    props["hs_timestamp"] = iso_ms(started)
-    put(props, "hs_call_direction", direction)
-    put(props, "hs_call_status", status)
-    put(props, "hs_call_duration", duration)
-    put(props, "hs_call_from_number", from_number)
-    put(props, "hs_call_to_number", to_number)
-    if envelope.event in ENDING:
-        put(props, "hs_call_recording_url", recording)
-    put(props, "hs_call_body", _body(call))
-    put(props, "hs_call_disposition", disposition_guid(disposition, options))
-    if agent is not None:
-        put(props, "hubspot_owner_id", owner_id([agent.email, ident(agent.id)], options))
-    props["hs_call_title"] = call_title(direction, external, agent.name if agent else None)
-    return CallEvent(
+    return CallFacts(
         provider=NAME,
         call_id=call_id,
         event_id=f"{call_id}:{envelope.event}:{epoch_ms(occurred)}",
         type=envelope.event,
-        occurred_at=iso_ms(occurred),
-        sequence=epoch_ms(occurred),
-        properties=props,
-        counterpart=external,
+        occurred=occurred,
+        started=maybe_time(call.started_at) or occurred,
+        direction=direction,
+        status=status,
+        disposition=disposition,
+        duration_ms=duration,
+        from_number=from_number,
+        to_number=to_number,
+        recording_url=recording if envelope.event in ENDING else None,
+        body=_body(call),
+        agents=[agent.email, ident(agent.id)] if agent else [],
+        agent_name=agent.name if agent else None,
     )
 
 
-def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
+def extract(request: WebhookRequest, options: NormalizeOptions) -> list[CallFacts]:
     envelope = decode_json(request.body, _envelope)
     if envelope.event not in EVENTS or (envelope.resource not in (None, "call")):
-        return Outcome(events=[])
+        return []
     if not envelope.data:
         raise InvalidEvent(f"{envelope.event} without data")
     call = decode_json(bytes(envelope.data), _call)
-    return Outcome(events=[normalize(envelope, call, options)])
+    return [facts(envelope, call, options)]
 
 
-PROVIDER = ModuleProvider(NAME, verify, parse)
+parse = parser(extract)
+PROVIDER = ModuleProvider(NAME, verify, extract)

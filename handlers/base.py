@@ -8,11 +8,11 @@ set-up handshake (Zoom's URL validation, RingCentral's Validation-Token echo).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from service.model import DEFAULT_DISPOSITIONS, CallEvent
+from handlers.event import DEFAULT_DISPOSITIONS, CallEvent
 
 
 class InvalidEvent(Exception):
@@ -62,8 +62,10 @@ class Reply:
 
 @dataclass(frozen=True)
 class Verification:
-    """A successful verification. ``replay_id`` (e.g. a JWT ``jti``) must be seen only once
-    within ``replay_ttl_s``; the ingress keeps the memory of seen ids.
+    """A successful verification. ``replay_id`` (e.g. a JWT ``jti``, a Standard Webhooks
+    ``webhook-id``) must be accepted only once within ``replay_ttl_s``: the ingress refuses
+    an id it has already accepted and remembers an id only once Kafka acknowledged the
+    events, so that a provider's retry after a 503 is not mistaken for a replay.
 
     ``reply``, when set, is a handshake answer that needs the secret to compute (Zoom's
     ``endpoint.url_validation``: ``parse`` never sees the secret): the ingress sends it
@@ -72,6 +74,8 @@ class Verification:
 
     replay_id: str | None = None
     replay_ttl_s: float = 600.0
+    #: which of the configured secrets (rotation) verified it: its position, never its value.
+    key_index: int = 0
     reply: Reply | None = None
 
 
@@ -104,26 +108,14 @@ class Provider(Protocol):
         """Prove authenticity or raise ``InvalidSignature``. ``now`` is Unix seconds."""
         ...
 
-    def parse(self, request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-        """Events (or a handshake reply) from a verified request, or ``InvalidEvent``."""
+    #: the largest body this provider ever sends (bytes; None: the ingress's limit).
+    max_body_bytes: int | None
+    #: whether verification needs the public URL the provider called (Twilio signs it).
+    needs_public_url: bool
+
+    def parse(
+        self, request: WebhookRequest, options: NormalizeOptions, now: float | None = None
+    ) -> Outcome:
+        """Events (or a handshake reply) from a verified request, or ``InvalidEvent``.
+        ``now`` (Unix seconds) bounds event timestamps (see ``handlers.build``)."""
         ...
-
-
-JSON: frozenset[str] = frozenset({"application/json"})
-
-
-@dataclass(frozen=True)
-class ModuleProvider:
-    """A provider module's ``verify``/``parse`` functions bound as a ``Provider``.
-
-    ``media_types`` are the bodies the provider sends (others are answered 415);
-    ``None`` accepts any (Dialpad's JWT body has no documented Content-Type).
-    """
-
-    name: str
-    verify: Callable[[WebhookRequest, str, float], Verification]
-    parse: Callable[[WebhookRequest, NormalizeOptions], Outcome]
-    media_types: frozenset[str] | None = JSON
-
-    def accepts(self, content_type: str) -> bool:
-        return self.media_types is None or content_type in self.media_types

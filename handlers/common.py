@@ -1,22 +1,39 @@
-"""Normalization helpers shared by provider modules (pure)."""
+"""Normalization helpers shared by provider modules (pure).
+
+``e164``/``phone`` live in ``handlers.phone`` and are re-exported here.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Final, TypeVar
 
 import msgspec
-import phonenumbers
 
+from handlers import limits
 from handlers.base import InvalidEvent, NormalizeOptions
-from service.model import CALL_SOURCE
+
+# re-exported (the writer imports ``e164`` from here); ``handlers.phone`` owns them
+from handlers.phone import MIN_NUMBER_DIGITS as MIN_NUMBER_DIGITS
+from handlers.phone import e164 as e164
+from handlers.phone import phone as phone
 
 T = TypeVar("T")
+
+
+def shown(value: object, most: int = 64) -> str:
+    """``value`` for an error message: quoted, cut to ``most`` characters, never raising
+    (``str()`` of a 5,000-digit integer does)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "<a number too long to show>"
+    return text if len(text) <= most else text[:most] + "…"
 
 
 def consteq(a: str | bytes, b: str | bytes) -> bool:
@@ -24,22 +41,6 @@ def consteq(a: str | bytes, b: str | bytes) -> bool:
     ab = a.encode() if isinstance(a, str) else a
     bb = b.encode() if isinstance(b, str) else b
     return hmac.compare_digest(ab, bb)
-
-
-def e164(number: str | None, region: str) -> str | None:
-    """The number in E.164 when it parses as a possible number, else the trimmed input."""
-    if number is None:
-        return None
-    raw = number.strip()
-    if not raw:
-        return None
-    try:
-        parsed = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return raw
-    if not phonenumbers.is_possible_number(parsed):
-        return raw
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def iso_ms(dt: datetime) -> str:
@@ -50,23 +51,33 @@ def iso_ms(dt: datetime) -> str:
 def parse_time(value: object) -> datetime:
     """A provider timestamp (ISO-8601 string, Unix seconds or milliseconds) as aware UTC."""
     if isinstance(value, bool):
-        raise InvalidEvent(f"invalid timestamp: {value!r}")
+        raise InvalidEvent(f"invalid timestamp: {shown(value)}")
     if isinstance(value, int | float):
-        seconds = value / 1000 if value > 10_000_000_000 else value
         try:
+            seconds = value / 1000 if value > 10_000_000_000 else value
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError) as exc:
-            raise InvalidEvent(f"invalid timestamp: {value!r}") from exc
+            raise InvalidEvent(f"invalid timestamp: {shown(value)}") from exc
     if isinstance(value, str):
         text = value.strip()
         if text.isascii() and text.isdigit():
-            return parse_time(int(text))
+            return parse_time(int(text)) if len(text) <= 20 else parse_time(float("inf"))
         try:
             dt = datetime.fromisoformat(text)
         except ValueError as exc:
-            raise InvalidEvent(f"invalid timestamp: {value!r}") from exc
-        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-    raise InvalidEvent(f"invalid timestamp: {value!r}")
+            raise InvalidEvent(f"invalid timestamp: {shown(value)}") from exc
+        return _utc(dt, value)
+    raise InvalidEvent(f"invalid timestamp: {shown(value)}")
+
+
+def _utc(dt: datetime, value: object) -> datetime:
+    """``dt`` as aware UTC; an offset that moves it past year 1 or 9999 is ``InvalidEvent``."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidEvent(f"timestamp out of range: {shown(value)}") from exc
 
 
 def epoch_ms(dt: datetime) -> int:
@@ -102,17 +113,6 @@ def owner_id(candidates: Iterable[str | None], options: NormalizeOptions) -> str
     return None
 
 
-def base_properties(provider: str, call_id: str, options: NormalizeOptions) -> dict[str, str]:
-    """The properties every event of a call carries: HubSpot's calling-integration keys."""
-    props = {
-        "hs_call_external_id": f"{provider}:{call_id}",
-        "hs_call_source": CALL_SOURCE,
-    }
-    if options.external_account_id:
-        props["hs_call_external_account_id"] = options.external_account_id
-    return props
-
-
 def call_title(direction: str | None, counterpart: str | None, agent: str | None = None) -> str:
     """A readable default title, e.g. ``Inbound call from +14155550142``."""
     if direction == "OUTBOUND":
@@ -124,27 +124,9 @@ def call_title(direction: str | None, counterpart: str | None, agent: str | None
     return title + (f" ({agent})" if agent else "")
 
 
-def put(props: dict[str, str], name: str, value: object) -> None:
-    """Set ``name`` when ``value`` is meaningful, stringified as HubSpot stores it."""
-    if value is None or value == "":
-        return
-    props[name] = str(value)
-
-
-def require_mapping(value: object, what: str) -> Mapping[str, object]:
-    if not isinstance(value, Mapping):
-        raise InvalidEvent(f"{what} must be a JSON object")
-    return value
-
-
-# --- helpers shared by the provider modules (twilio, aircall, zoom, ringcentral, vonage,
-# dialpad). Every failure is an ``InvalidEvent`` (parse) so the ingress answers 400.
-
 #: the longest duration a provider may report (a week): beyond it the payload is nonsense,
 #: and date arithmetic on it could overflow.
-MAX_DURATION_MS: Final = 7 * 24 * 3600 * 1000
-#: fewer digits than this is an internal extension or a placeholder, not a phone number.
-MIN_NUMBER_DIGITS: Final = 7
+MAX_DURATION_MS: Final = limits.MAX_DURATION_MS
 
 
 def hmac_sha256_hex(secret: str, message: bytes) -> str:
@@ -155,9 +137,14 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     """A typed JSON body, or ``InvalidEvent`` naming what is wrong."""
     try:
         return decoder.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except (
+        msgspec.DecodeError,
+        msgspec.ValidationError,
+        UnicodeDecodeError,
+        RecursionError,
+    ) as exc:
         # msgspec reports invalid UTF-8 inside a string as UnicodeDecodeError
-        raise InvalidEvent(f"malformed payload: {exc}") from exc
+        raise InvalidEvent(f"malformed payload: {str(exc)[:200]}") from exc
 
 
 def duration_ms(value: object, scale: float = 1) -> int | None:
@@ -166,14 +153,17 @@ def duration_ms(value: object, scale: float = 1) -> int | None:
         return None
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except OverflowError:  # a 500-digit integer
+            number = None
+    elif isinstance(value, str) and len(value) <= 32:
         try:
             number = float(value.strip())
         except ValueError:
             number = None
     if number is None or not math.isfinite(number) or not 0 <= number * scale <= MAX_DURATION_MS:
-        raise InvalidEvent(f"invalid duration: {value!r}")
+        raise InvalidEvent(f"invalid duration: {shown(value)}")
     return round(number * scale)
 
 
@@ -200,8 +190,8 @@ def rfc2822_time(value: str) -> datetime:
     try:
         dt = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError) as exc:
-        raise InvalidEvent(f"invalid RFC 2822 timestamp: {value!r}") from exc
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+        raise InvalidEvent(f"invalid RFC 2822 timestamp: {value[:64]!r}") from exc
+    return _utc(dt, value)
 
 
 def maybe_time(value: object) -> datetime | None:
@@ -220,13 +210,3 @@ def ident(value: object) -> str | None:
     if isinstance(value, str) and value.strip():
         return value.strip()
     return None
-
-
-def phone(value: str | None, region: str) -> str | None:
-    """A telephone number in E.164 (or as given when it does not parse); SIP URIs, client
-    identities, internal extensions and "Anonymous" are not numbers (``None``)."""
-    if value is None or value.strip().lower().startswith(("client:", "sip:", "sips:")):
-        return None
-    if sum(c.isdigit() for c in value) < MIN_NUMBER_DIGITS:
-        return None  # "Anonymous", "Restricted", internal extensions ("1001")…
-    return e164(value, region)

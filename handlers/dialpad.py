@@ -3,8 +3,10 @@
 Authenticity: with a secret, Dialpad sends the whole body as a compact JWT signed HS256 with
 it; decoding it (PyJWT, HS256 only) proves authenticity and yields the event. Its
 Content-Type is not documented, so the body is read as a JWT whatever the header says.
-Dialpad includes no ``jti``, so there is no replay guard beyond the writer's de-duplication
-by ``event_id``; an ``exp`` claim, if Dialpad ever sends one, is honoured against ``now``.
+Dialpad documents no ``jti``, ``iat`` or ``exp``: the signed ``event_timestamp`` must lie
+within ``TOLERANCE_S`` (1 h) of ``now`` (an ``iat``, if sent, is used instead, and an ``exp``
+is honoured), so a captured JWT stops working after an hour; within it a replay repeats an
+``event_id`` (call, state, event time) that the writer drops as a duplicate.
 A webhook without a secret sends plain JSON: that is unauthenticated and refused.
 
 Events: one per call state (``calling``, ``ringing``, ``connected``, ``hold``,
@@ -15,6 +17,7 @@ legs together but each leg is its own call here).
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Final
 
@@ -25,28 +28,20 @@ from jwt.warnings import InsecureKeyLengthWarning
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
-    ModuleProvider,
     NormalizeOptions,
-    Outcome,
     Verification,
     WebhookRequest,
 )
-from handlers.common import (
-    base_properties,
-    call_title,
-    disposition_guid,
-    duration_ms,
-    epoch_ms,
-    ident,
-    iso_ms,
-    maybe_time,
-    owner_id,
-    phone,
-    put,
-)
-from service.model import CallEvent
+from handlers.build import CallFacts, direction_of, unanswered
+from handlers.common import duration_ms, epoch_ms, ident, maybe_time
+from handlers.limits import jwt_too_deep
+from handlers.phone import phone
+from handlers.provider import ModuleProvider, parser
 
 NAME: Final = "dialpad"
+#: how far the signed event time (or an ``iat``) may be from the ingress clock: Dialpad
+#: retries a failed delivery three times, so the window is wider than a signature's.
+TOLERANCE_S: Final = 3600
 
 #: call ``state`` → hs_call_status (``None``: decided below, or the event only adds data).
 STATES: Final[dict[str, str | None]] = {
@@ -133,27 +128,51 @@ def _token(body: bytes, error: type[Exception]) -> str:
 
 def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
     token = _token(request.body, InvalidSignature)
+    if jwt_too_deep(token):
+        raise InvalidSignature("JWT nested too deeply")
     try:
         claims = _jwt_decode(token, secret)
-    except jwt.PyJWTError as exc:
-        raise InvalidSignature(f"invalid JWT: {exc}") from exc
-    exp = claims.get("exp")
-    if isinstance(exp, int | float) and not isinstance(exp, bool) and now > exp:
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
+        raise InvalidSignature(f"invalid JWT: {str(exc)[:200]}") from exc
+    exp = _number(claims.get("exp"))
+    if exp is not None and not now <= exp:
         raise InvalidSignature("JWT expired")
+    # Dialpad documents no iat/exp: the signed event time bounds how long a captured
+    # JWT can be replayed (an iat, if ever sent, is held to the same window).
+    fired = _number(claims.get("iat"))
+    if fired is None:
+        stamp = _number(claims.get("event_timestamp"))
+        fired = stamp / 1000 if stamp is not None and stamp > 10_000_000_000 else stamp
+    if fired is None:
+        raise InvalidSignature("JWT carries neither iat nor event_timestamp")
+    if not abs(now - fired) <= TOLERANCE_S:
+        raise InvalidSignature(f"event time outside the {TOLERANCE_S} s window")
     return Verification()
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return math.inf
+    return number if math.isfinite(number) else math.inf
 
 
 def decode(body: bytes) -> DialpadEvent:
     """The event inside an (already verified) JWT body."""
     token = _token(body, InvalidEvent)
+    if jwt_too_deep(token):
+        raise InvalidEvent("JWT nested too deeply")
     try:
         claims = _jwt_decode(token, None)
-    except jwt.PyJWTError as exc:
-        raise InvalidEvent(f"malformed JWT: {exc}") from exc
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:
+        raise InvalidEvent(f"malformed JWT: {str(exc)[:200]}") from exc
     try:
         return msgspec.convert(claims, DialpadEvent)
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(f"malformed payload: {exc}") from exc
+    except (msgspec.ValidationError, RecursionError) as exc:
+        raise InvalidEvent(f"malformed payload: {str(exc)[:200]}") from exc
 
 
 def _recording(event: DialpadEvent) -> str | None:
@@ -169,7 +188,7 @@ def _recording(event: DialpadEvent) -> str | None:
     return None
 
 
-def normalize(event: DialpadEvent, options: NormalizeOptions) -> CallEvent | None:
+def facts(event: DialpadEvent, options: NormalizeOptions) -> CallFacts | None:
     call_id = ident(event.call_id)
     if call_id is None:
         raise InvalidEvent("call_id must be a non-empty id")
@@ -179,14 +198,12 @@ def normalize(event: DialpadEvent, options: NormalizeOptions) -> CallEvent | Non
     occurred = maybe_time(event.event_timestamp) or maybe_time(event.date_started)
     if occurred is None:
         raise InvalidEvent("event without event_timestamp")
-    started = maybe_time(event.date_started) or occurred
-    direction = {"inbound": "INBOUND", "outbound": "OUTBOUND"}.get((event.direction or "").lower())
+    direction = direction_of(event.direction)
     external = phone(event.external_number, options.default_region)
     internal = phone(event.internal_number, options.default_region)
     from_number, to_number = (
         (external, internal) if direction == "INBOUND" else (internal, external)
     )
-    unanswered = "MISSED" if direction == "INBOUND" else "NO_ANSWER"
 
     status = STATES[state]
     disposition: str | None = None
@@ -197,12 +214,12 @@ def normalize(event: DialpadEvent, options: NormalizeOptions) -> CallEvent | Non
         if event.date_connected:
             status, disposition = "COMPLETED", "connected"
         else:
-            status, disposition = unanswered, "no answer"
+            status, disposition = unanswered(direction), "no answer"
         duration = duration_ms(event.duration)
     elif state == "missed":
-        status, disposition = unanswered, "no answer"
+        status, disposition = unanswered(direction), "no answer"
     elif state in ("voicemail", "voicemail_uploaded"):
-        status, disposition = unanswered, "left voicemail"
+        status, disposition = unanswered(direction), "left voicemail"
         recording = (event.voicemail_link or "").strip() or None
     elif state == "recording":
         recording = _recording(event)
@@ -211,35 +228,31 @@ def normalize(event: DialpadEvent, options: NormalizeOptions) -> CallEvent | Non
         body = f"Transcription:\n{text}" if text else None
 
     agent = event.target
-    props = base_properties(NAME, call_id, options)
-    props["hs_timestamp"] = iso_ms(started)
-    put(props, "hs_call_direction", direction)
-    put(props, "hs_call_status", status)
-    put(props, "hs_call_duration", duration)
-    put(props, "hs_call_from_number", from_number)
-    put(props, "hs_call_to_number", to_number)
-    put(props, "hs_call_recording_url", recording)
-    put(props, "hs_call_body", body)
-    put(props, "hs_call_disposition", disposition_guid(disposition, options))
-    if agent is not None:
-        put(props, "hubspot_owner_id", owner_id([agent.email, ident(agent.id)], options))
-    props["hs_call_title"] = call_title(direction, external, agent.name if agent else None)
-    return CallEvent(
+    return CallFacts(
         provider=NAME,
         call_id=call_id,
         event_id=f"{call_id}:{state}:{epoch_ms(occurred)}",
         type=state,
-        occurred_at=iso_ms(occurred),
-        sequence=epoch_ms(occurred),
-        properties=props,
-        counterpart=external,
+        occurred=occurred,
+        started=maybe_time(event.date_started) or occurred,
+        direction=direction,
+        status=status,
+        disposition=disposition,
+        duration_ms=duration,
+        from_number=from_number,
+        to_number=to_number,
+        recording_url=recording,
+        body=body,
+        agents=[agent.email, ident(agent.id)] if agent else [],
+        agent_name=agent.name if agent else None,
     )
 
 
-def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-    event = normalize(decode(request.body), options)
-    return Outcome(events=[event] if event else [])
+def extract(request: WebhookRequest, options: NormalizeOptions) -> list[CallFacts]:
+    found = facts(decode(request.body), options)
+    return [found] if found else []
 
 
+parse = parser(extract)
 # the JWT body's Content-Type is undocumented: accept any
-PROVIDER = ModuleProvider(NAME, verify, parse, None)
+PROVIDER = ModuleProvider(NAME, verify, extract, None)

@@ -1,7 +1,11 @@
 """The generic event: callbridge's own documented JSON for in-house telephony backends.
 
-Authenticity: ``X-Callbridge-Signature: v1=<hex HMAC-SHA256(secret, "<ts>.<raw body>")>``
-with ``X-Callbridge-Timestamp: <unix seconds>``, refused outside a 300 s window.
+Authenticity, either scheme (both refused outside a 300 s window):
+- ``X-Callbridge-Signature: v1=<hex HMAC-SHA256(secret, "<ts>.<raw body>")>`` with
+  ``X-Callbridge-Timestamp: <unix seconds>``, for a plain secret;
+- Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature:
+  v1,<base64>``…) for a ``whsec_<base64>`` key (``handlers.stdwebhooks``); ``webhook-id``
+  is the replay id.
 Body: one event object, or ``{"events": [...]}`` with at most 100 events.
 """
 
@@ -9,38 +13,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import timedelta
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
+from handlers import limits, stdwebhooks
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
-    ModuleProvider,
     NormalizeOptions,
-    Outcome,
     Verification,
     WebhookRequest,
 )
-from handlers.common import (
-    base_properties,
-    call_title,
-    consteq,
-    disposition_guid,
-    e164,
-    epoch_ms,
-    iso_ms,
-    owner_id,
-    parse_time,
-    put,
-)
-from service.model import STATUS_RANK, CallEvent
+from handlers.build import CallFacts, direction_of
+from handlers.common import consteq, minus_ms, parse_time, shown
+from handlers.event import STATUS_RANK
+from handlers.phone import e164
+from handlers.provider import ModuleProvider, parser
 
 NAME: Final = "generic"
 TOLERANCE_S: Final = 300
-MAX_EVENTS: Final = 100
-MAX_DURATION_MS: Final = 7 * 24 * 3600 * 1000
+MAX_EVENTS: Final = limits.MAX_EVENTS
+MAX_DURATION_MS: Final = limits.MAX_DURATION_MS
 
 EventType = Literal[
     "call.started", "call.ringing", "call.answered", "call.ended", "call.recording", "call.updated"
@@ -61,28 +55,41 @@ class Agent(msgspec.Struct, forbid_unknown_fields=False):
     name: str | None = None
 
 
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_ID_CHARS)]
+Text = Annotated[str, msgspec.Meta(max_length=limits.MAX_TEXT_CHARS)]
+ObjectIds = Annotated[
+    list[Annotated[str, msgspec.Meta(pattern="^[0-9]{1,19}$")]],
+    msgspec.Meta(max_length=limits.MAX_ASSOCIATIONS),
+]
+
+
 class GenericEvent(msgspec.Struct, forbid_unknown_fields=False):
-    event_id: str
-    call_id: str
+    """The documented generic event; the limits (``handlers.limits``) appear in the
+    OpenAPI document, and ``handlers.build`` enforces them on every provider's events."""
+
+    event_id: Id
+    call_id: Id
     type: EventType
-    occurred_at: str
+    occurred_at: Annotated[
+        str, msgspec.Meta(max_length=64, extra_json_schema={"format": "date-time"})
+    ]
     direction: Literal["inbound", "outbound", "INBOUND", "OUTBOUND"] | None = None
     from_: str | None = msgspec.field(default=None, name="from")
     to: str | None = None
     status: str | None = None
-    duration_ms: int | None = None
-    recording_url: str | None = None
-    title: str | None = None
-    notes: str | None = None
+    duration_ms: Annotated[int, msgspec.Meta(ge=0, le=limits.MAX_DURATION_MS)] | None = None
+    recording_url: Annotated[str, msgspec.Meta(max_length=limits.MAX_URL_CHARS)] | None = None
+    title: Text | None = None
+    notes: Text | None = None
     disposition: str | None = None
     agent: Agent | None = None
-    contact_ids: list[str] = msgspec.field(default_factory=list)
-    company_ids: list[str] = msgspec.field(default_factory=list)
-    deal_ids: list[str] = msgspec.field(default_factory=list)
+    contact_ids: ObjectIds = msgspec.field(default_factory=list)
+    company_ids: ObjectIds = msgspec.field(default_factory=list)
+    deal_ids: ObjectIds = msgspec.field(default_factory=list)
 
 
 class Batch(msgspec.Struct, forbid_unknown_fields=False):
-    events: list[GenericEvent]
+    events: Annotated[list[GenericEvent], msgspec.Meta(max_length=limits.MAX_EVENTS)]
 
 
 _single = msgspec.json.Decoder(GenericEvent)
@@ -96,19 +103,29 @@ def sign(secret: str, timestamp: str | int, body: bytes) -> str:
 
 
 def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
+    """Standard Webhooks headers with a ``whsec_`` key, else ``X-Callbridge-*`` with a plain
+    key. Each key verifies only its own scheme (rotation tries every configured key)."""
+    if request.headers.get("webhook-signature") is not None:
+        if not secret.startswith(stdwebhooks.PREFIX):
+            raise InvalidSignature("webhook-signature needs a whsec_ key (none matched)")
+        webhook_id = stdwebhooks.verify(request.headers, request.body, secret, now)
+        return Verification(replay_id=webhook_id, replay_ttl_s=2.0 * stdwebhooks.TOLERANCE_S)
+    if secret.startswith(stdwebhooks.PREFIX):
+        raise InvalidSignature("a whsec_ key verifies webhook-* headers only")
     ts = request.headers.get("x-callbridge-timestamp")
     sig = request.headers.get("x-callbridge-signature")
     if not ts or not sig:
-        raise InvalidSignature("missing X-Callbridge-Timestamp or X-Callbridge-Signature")
-    try:
-        ts_value = int(ts)
-    except ValueError as exc:
-        raise InvalidSignature("X-Callbridge-Timestamp is not unix seconds") from exc
-    if abs(now - ts_value) > TOLERANCE_S:
+        raise InvalidSignature(
+            "missing X-Callbridge-Timestamp/X-Callbridge-Signature "
+            "(or webhook-id/webhook-timestamp/webhook-signature)"
+        )
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
+        raise InvalidSignature("X-Callbridge-Timestamp is not unix seconds")
+    if abs(now - int(ts)) > TOLERANCE_S:
         raise InvalidSignature("timestamp outside the 300 s window")
     expected = sign(secret, ts, request.body)
     # A header may carry several space-separated signatures (key rotation).
-    if not any(consteq(candidate, expected) for candidate in sig.split()):
+    if not any(consteq(candidate, expected) for candidate in sig.split()[:8]):
         raise InvalidSignature("signature mismatch")
     return Verification()
 
@@ -117,15 +134,15 @@ def decode(body: bytes) -> list[GenericEvent]:
     """The events of a body, or ``InvalidEvent`` naming what is wrong."""
     try:
         head = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(f"malformed JSON: {exc}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidEvent(f"malformed JSON: {str(exc)[:200]}") from exc
     try:
         if isinstance(head, dict) and "events" in head:
             events = _batch.decode(body).events
         else:
             events = [_single.decode(body)]
-    except (msgspec.ValidationError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(str(exc)) from exc
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise InvalidEvent(str(exc)[:200]) from exc
     if not events:
         raise InvalidEvent("no events")
     if len(events) > MAX_EVENTS:
@@ -133,58 +150,44 @@ def decode(body: bytes) -> list[GenericEvent]:
     return events
 
 
-def normalize(event: GenericEvent, options: NormalizeOptions) -> CallEvent:
-    if not event.call_id.strip() or not event.event_id.strip():
-        raise InvalidEvent("call_id and event_id must not be empty")
+def facts(event: GenericEvent, options: NormalizeOptions) -> CallFacts:
     occurred = parse_time(event.occurred_at)
     status = event.status.upper() if event.status else TYPE_STATUS.get(event.type)
     if status is not None and status not in STATUS_RANK:
-        raise InvalidEvent(f"unknown status {event.status!r}")
+        raise InvalidEvent(f"unknown status {shown(event.status)}")
     if event.duration_ms is not None and not 0 <= event.duration_ms <= MAX_DURATION_MS:
         raise InvalidEvent(f"duration_ms must be between 0 and {MAX_DURATION_MS}")
-    direction = event.direction.upper() if event.direction else None
-    from_number = e164(event.from_, options.default_region)
-    to_number = e164(event.to, options.default_region)
-    counterpart = from_number if direction == "INBOUND" else to_number
     started = occurred
     if event.type == "call.ended" and event.duration_ms:
-        started = occurred - timedelta(milliseconds=event.duration_ms)
-
-    props = base_properties(NAME, event.call_id, options)
-    props["hs_timestamp"] = iso_ms(started)
-    put(props, "hs_call_direction", direction)
-    put(props, "hs_call_status", status)
-    put(props, "hs_call_duration", event.duration_ms)
-    put(props, "hs_call_from_number", from_number)
-    put(props, "hs_call_to_number", to_number)
-    put(props, "hs_call_recording_url", event.recording_url)
-    put(props, "hs_call_body", event.notes)
-    put(props, "hs_call_disposition", disposition_guid(event.disposition, options))
+        started = minus_ms(occurred, event.duration_ms)
     agent = event.agent
-    if agent is not None:
-        put(props, "hubspot_owner_id", owner_id([agent.email, agent.id], options))
-    put(
-        props,
-        "hs_call_title",
-        event.title or call_title(direction, counterpart, agent.name if agent else None),
-    )
-    return CallEvent(
+    return CallFacts(
         provider=NAME,
         call_id=event.call_id,
         event_id=event.event_id,
         type=event.type,
-        occurred_at=iso_ms(occurred),
-        sequence=epoch_ms(occurred),
-        properties=props,
-        counterpart=counterpart,
-        contact_ids=list(event.contact_ids),
-        company_ids=list(event.company_ids),
-        deal_ids=list(event.deal_ids),
+        occurred=occurred,
+        started=started,
+        direction=direction_of(event.direction),
+        status=status,
+        disposition=event.disposition,
+        duration_ms=event.duration_ms,
+        from_number=e164(event.from_, options.default_region),
+        to_number=e164(event.to, options.default_region),
+        recording_url=event.recording_url,
+        title=event.title,
+        body=event.notes,
+        agents=[agent.email, agent.id] if agent else [],
+        agent_name=agent.name if agent else None,
+        contact_ids=event.contact_ids,
+        company_ids=event.company_ids,
+        deal_ids=event.deal_ids,
     )
 
 
-def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
-    return Outcome(events=[normalize(e, options) for e in decode(request.body)])
+def extract(request: WebhookRequest, options: NormalizeOptions) -> list[CallFacts]:
+    return [facts(e, options) for e in decode(request.body)]
 
 
-PROVIDER = ModuleProvider(NAME, verify, parse)
+parse = parser(extract)
+PROVIDER = ModuleProvider(NAME, verify, extract)

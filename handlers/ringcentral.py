@@ -3,7 +3,9 @@
 
 Authenticity: the ``Verification-Token`` header equals the token given as
 ``deliveryMode.verificationToken`` when the subscription was created (constant-time
-compare); RingCentral signs no body. Subscription set-up sends a ``Validation-Token``
+compare); RingCentral signs no body. The token is static: there is no replay window; a
+replayed notification repeats its ``uuid`` (the ``event_id``), which the writer drops as a
+duplicate. Subscription set-up sends a ``Validation-Token``
 header that must come back in the response's ``Validation-Token`` header: such a request is
 answered (200, header echoed) and produces nothing; it is accepted without
 ``Verification-Token`` (echoing a header reveals nothing), but a wrong one is refused.
@@ -26,27 +28,15 @@ import msgspec
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
-    ModuleProvider,
     NormalizeOptions,
-    Outcome,
     Reply,
     Verification,
     WebhookRequest,
 )
-from handlers.common import (
-    base_properties,
-    call_title,
-    consteq,
-    decode_json,
-    disposition_guid,
-    epoch_ms,
-    iso_ms,
-    owner_id,
-    parse_time,
-    phone,
-    put,
-)
-from service.model import CallEvent
+from handlers.build import CallFacts, direction_of, unanswered
+from handlers.common import consteq, decode_json, parse_time
+from handlers.phone import phone
+from handlers.provider import ModuleProvider, parser
 
 NAME: Final = "ringcentral"
 MAX_VALIDATION_TOKEN: Final = 256
@@ -146,7 +136,7 @@ def _our_party(notification: Notification) -> Party:
     return parties[0]
 
 
-def normalize(notification: Notification, options: NormalizeOptions) -> CallEvent | None:
+def facts(notification: Notification, options: NormalizeOptions) -> CallFacts | None:
     body = notification.body
     session = body.telephonySessionId.strip()
     if not session or not notification.uuid.strip():
@@ -156,7 +146,7 @@ def normalize(notification: Notification, options: NormalizeOptions) -> CallEven
         return None
     code = party.status.code.strip()
     occurred = parse_time(body.eventTime)
-    direction = {"inbound": "INBOUND", "outbound": "OUTBOUND"}.get((party.direction or "").lower())
+    direction = direction_of(party.direction)
 
     key = code.lower()
     status = STATUS.get(key)
@@ -166,48 +156,39 @@ def normalize(notification: Notification, options: NormalizeOptions) -> CallEven
         if reason in DISCONNECT_REASONS:
             status, disposition = DISCONNECT_REASONS[reason]
         elif party.missedCall or reason in ("noanswer", "rejected", "timeout"):
-            status = "MISSED" if direction == "INBOUND" else "NO_ANSWER"
-            disposition = "no answer"
+            status, disposition = unanswered(direction), "no answer"
         else:
             status, disposition = "COMPLETED", "connected"
     if status is None:
         return None  # Gone, FaxReceive, Tds…: nothing to say about the call
 
-    from_number = phone(party.from_.phoneNumber if party.from_ else None, options.default_region)
-    to_number = phone(party.to.phoneNumber if party.to else None, options.default_region)
-    counterpart = from_number if direction == "INBOUND" else to_number
     agent = party.to if direction == "INBOUND" else party.from_
-    agent_ext = party.extensionId or (agent.extensionId if agent else None)
-
-    props = base_properties(NAME, session, options)
-    props["hs_timestamp"] = iso_ms(occurred)
-    put(props, "hs_call_direction", direction)
-    props["hs_call_status"] = status
-    put(props, "hs_call_from_number", from_number)
-    put(props, "hs_call_to_number", to_number)
-    put(props, "hs_call_disposition", disposition_guid(disposition, options))
-    put(props, "hubspot_owner_id", owner_id([agent_ext], options))
-    props["hs_call_title"] = call_title(direction, counterpart, agent.name if agent else None)
-    return CallEvent(
+    return CallFacts(
         provider=NAME,
         call_id=session,
         event_id=notification.uuid.strip(),
         type=f"party.{code}",
-        occurred_at=iso_ms(occurred),
-        sequence=body.sequence if body.sequence is not None else epoch_ms(occurred),
-        properties=props,
-        counterpart=counterpart,
+        occurred=occurred,
+        sequence=body.sequence,
+        direction=direction,
+        status=status,
+        disposition=disposition,
+        from_number=phone(party.from_.phoneNumber if party.from_ else None, options.default_region),
+        to_number=phone(party.to.phoneNumber if party.to else None, options.default_region),
+        agents=[party.extensionId or (agent.extensionId if agent else None)],
+        agent_name=agent.name if agent else None,
     )
 
 
-def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
+def extract(request: WebhookRequest, options: NormalizeOptions) -> list[CallFacts] | Reply:
     validation = request.headers.get("validation-token")
     if validation:
-        return Outcome(reply=_validation_reply(validation))
+        return _validation_reply(validation)
     notification = decode_json(request.body, _notification)
-    event = normalize(notification, options)
-    return Outcome(events=[event] if event else [])
+    found = facts(notification, options)
+    return [found] if found else []
 
 
+parse = parser(extract)
 # the subscription set-up request may come without a body or a content type
-PROVIDER = ModuleProvider(NAME, verify, parse, frozenset({"application/json", ""}))
+PROVIDER = ModuleProvider(NAME, verify, extract, frozenset({"application/json", ""}))

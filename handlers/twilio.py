@@ -6,8 +6,8 @@ it, tried on the public URL with and without its default port as that validator 
 bodies: the URL carries ``bodySHA256=<hex sha256 of the raw body>`` and the URL alone is
 signed. ``X-Twilio-Webhooks-Signature-Settings: key=…,algorithm=HMAC_SHA256`` (a Webhook
 Setting with a SharedKey) switches the hash to HMAC-SHA256: the configured secret is then
-that SharedKey's secret. A signed ``Timestamp`` older or newer than ``TOLERANCE_S`` (15 min)
-is refused: Twilio signs no nonce, so the window bounds how long a captured request stays
+that SharedKey's secret. A signed ``Timestamp`` (recording callbacks: ``RecordingStartTime``
++ ``RecordingDuration``) older or newer than ``TOLERANCE_S`` (15 min) is refused: Twilio signs no nonce, so the window bounds how long a captured request stays
 replayable, and it is wide because Twilio's own callback queue can lag by minutes (a replay
 inside it only repeats an event the writer de-duplicates by ``event_id``).
 
@@ -33,30 +33,29 @@ import orjson
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
-    ModuleProvider,
     NormalizeOptions,
-    Outcome,
     Verification,
     WebhookRequest,
 )
+from handlers.build import CallFacts, direction_of
 from handlers.common import (
-    base_properties,
-    call_title,
     consteq,
-    disposition_guid,
     duration_ms,
     epoch_ms,
-    iso_ms,
     minus_ms,
-    owner_id,
-    phone,
-    put,
     rfc2822_time,
+    shown,
 )
-from service.model import CallEvent
+from handlers.limits import MAX_FORM_PARAMS, too_deep
+from handlers.phone import phone
+from handlers.provider import ModuleProvider, parser
 
 NAME: Final = "twilio"
 TOLERANCE_S: Final = 900
+#: Twilio's callbacks are a few KiB of form parameters: a larger body is refused (413)
+#: before it is read whole, and a form with more than ``MAX_FORM_PARAMS`` parameters
+#: before it is parsed (parsing a 1 MiB form costs half a second of event loop).
+MAX_BODY_BYTES: Final = 64 * 1024
 
 _HASHES: Final = {"HMAC_SHA1": hashlib.sha1, "HMAC_SHA256": hashlib.sha256}
 
@@ -122,12 +121,14 @@ def json_url(url: str, body: bytes) -> str:
 
 def form_params(body: bytes, error: type[Exception] = InvalidEvent) -> dict[str, list[str]]:
     """The form-encoded parameters of ``body`` (every value of a repeated name kept)."""
+    if body.count(b"&") + body.count(b";") >= MAX_FORM_PARAMS:
+        raise error(f"more than {MAX_FORM_PARAMS} form parameters")
     try:
         pairs = parse_qsl(
             body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, errors="strict"
         )
     except (UnicodeDecodeError, ValueError) as exc:
-        raise error(f"malformed form body: {exc}") from exc
+        raise error(f"malformed form body: {str(exc)[:200]}") from exc
     params: dict[str, list[str]] = {}
     for name, value in pairs:
         params.setdefault(name, []).append(value)
@@ -169,22 +170,36 @@ def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
         for url in _url_variants(request.url)
     ):
         raise InvalidSignature("signature mismatch")
-    timestamp = _first(params, "Timestamp")
-    if json_body:  # the (hash-verified) JSON body may carry the signed Timestamp too
+    signed: Params = params
+    if json_body:  # the (hash-verified) JSON body carries the signed parameters
         try:
-            timestamp = _first(
-                decode(replace(request, headers={"content-type": "application/json"})), "Timestamp"
-            )
+            signed = decode(replace(request, headers={"content-type": "application/json"}))
         except InvalidEvent:
-            timestamp = None
-    if timestamp is not None:
-        try:
-            fired = rfc2822_time(timestamp).timestamp()
-        except InvalidEvent as exc:
-            raise InvalidSignature("unreadable Timestamp") from exc
-        if abs(now - fired) > TOLERANCE_S:
-            raise InvalidSignature(f"Timestamp outside the {TOLERANCE_S} s window")
+            signed = {}
+    fired = signed_time(signed)
+    if fired is not None and not abs(now - fired) <= TOLERANCE_S:
+        raise InvalidSignature(f"callback time outside the {TOLERANCE_S} s window")
     return Verification()
+
+
+def signed_time(params: Params) -> float | None:
+    """When Twilio sent the callback, from signed parameters: ``Timestamp`` (status
+    callbacks), else ``RecordingStartTime`` + ``RecordingDuration`` (recording callbacks
+    carry no ``Timestamp``; they are sent when the recording ends). ``None`` when neither
+    is present: such a callback produces no event (``parse`` refuses it), so a replay of it
+    changes nothing."""
+    try:
+        timestamp = _first(params, "Timestamp")
+        if timestamp is not None:
+            return rfc2822_time(timestamp).timestamp()
+        started = _first(params, "RecordingStartTime")
+        if started is None:
+            return None
+        seconds = (_first(params, "RecordingDuration") or "0").strip()
+        length = int(seconds) if seconds.isascii() and seconds.isdigit() and len(seconds) < 9 else 0
+        return rfc2822_time(started).timestamp() + length
+    except InvalidEvent as exc:
+        raise InvalidSignature("unreadable Timestamp or RecordingStartTime") from exc
 
 
 # --- normalization ------------------------------------------------------------------------
@@ -203,10 +218,12 @@ def decode(request: WebhookRequest) -> Params:
     """The callback's parameters, from a form body or a flat JSON object."""
     if not _is_json(request.content_type):
         return form_params(request.body)
+    if too_deep(request.body):
+        raise InvalidEvent("JSON nested too deeply")
     try:
         obj = orjson.loads(request.body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidEvent(f"malformed JSON: {exc}") from exc
+        raise InvalidEvent(f"malformed JSON: {str(exc)[:200]}") from exc
     if not isinstance(obj, dict):
         raise InvalidEvent("the JSON body must be an object")
     params: dict[str, list[str]] = {}
@@ -216,12 +233,6 @@ def decode(request: WebhookRequest) -> Params:
     return params
 
 
-def _direction(value: str | None) -> str | None:
-    if not value:
-        return None
-    return "INBOUND" if value == "inbound" else "OUTBOUND" if value.startswith("outbound") else None
-
-
 def _client(value: str | None) -> str | None:
     """The agent identity of a ``client:<identity>`` endpoint."""
     if value and value.startswith("client:"):
@@ -229,11 +240,11 @@ def _client(value: str | None) -> str | None:
     return None
 
 
-def status_event(params: Params, call_sid: str, options: NormalizeOptions) -> CallEvent:
+def status_facts(params: Params, call_sid: str, options: NormalizeOptions) -> CallFacts:
     call_status = (_first(params, "CallStatus") or "").strip().lower()
     status = STATUS.get(call_status)
     if status is None:
-        raise InvalidEvent(f"unknown CallStatus {call_status!r}")
+        raise InvalidEvent(f"unknown CallStatus {shown(call_status)}")
     timestamp = _first(params, "Timestamp")
     if not timestamp:
         raise InvalidEvent("status callback without Timestamp")
@@ -242,49 +253,38 @@ def status_event(params: Params, call_sid: str, options: NormalizeOptions) -> Ca
     if sequence_text is not None and not (
         sequence_text.isascii() and sequence_text.strip().isdigit() and len(sequence_text) < 19
     ):
-        raise InvalidEvent(f"invalid SequenceNumber {sequence_text!r}")
+        raise InvalidEvent(f"invalid SequenceNumber {shown(sequence_text)}")
     sequence = int(sequence_text) if sequence_text is not None else epoch_ms(fired)
     duration = (
         duration_ms(_first(params, "CallDuration"), 1000) if call_status == "completed" else None
     )
-
-    direction = _direction(_first(params, "Direction"))
+    direction = direction_of(_first(params, "Direction"))
     raw_from, raw_to = _first(params, "From"), _first(params, "To")
-    from_number = phone(raw_from, options.default_region)
-    to_number = phone(raw_to, options.default_region)
-    counterpart = from_number if direction == "INBOUND" else to_number
     agent = _client(raw_to) if direction == "INBOUND" else _client(raw_from)
-
     disposition = DISPOSITION.get(call_status)
     if call_status == "completed":
         answered_by = (_first(params, "AnsweredBy") or "").lower()
         disposition = "left voicemail" if answered_by.startswith("machine") else "connected"
-
-    props = base_properties(NAME, call_sid, options)
-    props["hs_timestamp"] = iso_ms(minus_ms(fired, duration))
-    put(props, "hs_call_direction", direction)
-    props["hs_call_status"] = status
-    put(props, "hs_call_duration", duration)
-    put(props, "hs_call_from_number", from_number)
-    put(props, "hs_call_to_number", to_number)
-    put(props, "hs_call_disposition", disposition_guid(disposition, options))
-    put(props, "hubspot_owner_id", owner_id([agent], options))
-    props["hs_call_title"] = call_title(direction, counterpart, agent)
-    return CallEvent(
+    return CallFacts(
         provider=NAME,
         call_id=call_sid,
         event_id=f"{call_sid}:{sequence_text if sequence_text is not None else call_status}",
         type=f"status.{call_status}",
-        occurred_at=iso_ms(fired),
+        occurred=fired,
+        started=minus_ms(fired, duration),
         sequence=sequence,
-        properties=props,
-        counterpart=counterpart,
+        direction=direction,
+        status=status,
+        disposition=disposition,
+        duration_ms=duration,
+        from_number=phone(raw_from, options.default_region),
+        to_number=phone(raw_to, options.default_region),
+        agents=[agent],
+        agent_name=agent,
     )
 
 
-def recording_event(
-    params: Params, call_sid: str, recording_sid: str, options: NormalizeOptions
-) -> CallEvent | None:
+def recording_facts(params: Params, call_sid: str, recording_sid: str) -> CallFacts | None:
     recording_status = (_first(params, "RecordingStatus") or "completed").strip().lower()
     url = (_first(params, "RecordingUrl") or "").strip()
     if recording_status != "completed" or not url:
@@ -293,34 +293,37 @@ def recording_event(
     if not started_text:
         raise InvalidEvent("recording callback without RecordingStartTime")
     started: datetime = rfc2822_time(started_text)
-    props = base_properties(NAME, call_sid, options)
-    props["hs_timestamp"] = iso_ms(started)
-    props["hs_call_recording_url"] = url if url.endswith((".mp3", ".wav")) else url + ".mp3"
-    return CallEvent(
+    return CallFacts(
         provider=NAME,
         call_id=call_sid,
         event_id=f"{call_sid}:{recording_sid}:{recording_status}",
         type=f"recording.{recording_status}",
-        occurred_at=iso_ms(started),
-        sequence=epoch_ms(started),
-        properties=props,
+        occurred=started,
+        recording_url=url if url.endswith((".mp3", ".wav")) else url + ".mp3",
+        titled=False,
     )
 
 
-def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
+def extract(request: WebhookRequest, options: NormalizeOptions) -> list[CallFacts]:
     params = decode(request)
     call_sid = (_first(params, "CallSid") or "").strip()
     if not call_sid:
         raise InvalidEvent("missing CallSid")
     recording_sid = (_first(params, "RecordingSid") or "").strip()
     if recording_sid:
-        event = recording_event(params, call_sid, recording_sid, options)
-        return Outcome(events=[event] if event else [])
+        found = recording_facts(params, call_sid, recording_sid)
+        return [found] if found else []
     if _first(params, "CallStatus"):
-        return Outcome(events=[status_event(params, call_sid, options)])
-    return Outcome(events=[])
+        return [status_facts(params, call_sid, options)]
+    return []
 
 
+parse = parser(extract)
 PROVIDER = ModuleProvider(
-    NAME, verify, parse, frozenset({"application/x-www-form-urlencoded", "application/json"})
+    NAME,
+    verify,
+    extract,
+    frozenset({"application/x-www-form-urlencoded", "application/json"}),
+    max_body_bytes=MAX_BODY_BYTES,
+    needs_public_url=True,
 )

@@ -22,32 +22,25 @@ import orjson
 from handlers.base import (
     InvalidEvent,
     InvalidSignature,
-    ModuleProvider,
     NormalizeOptions,
-    Outcome,
     Reply,
     Verification,
     WebhookRequest,
 )
+from handlers.build import CallFacts, direction_of, unanswered
 from handlers.common import (
-    base_properties,
     between_ms,
-    call_title,
     consteq,
     decode_json,
-    disposition_guid,
     duration_ms,
     epoch_ms,
     hmac_sha256_hex,
     ident,
-    iso_ms,
     maybe_time,
-    owner_id,
     parse_time,
-    phone,
-    put,
 )
-from service.model import CallEvent
+from handlers.phone import phone
+from handlers.provider import ModuleProvider, parser
 
 NAME: Final = "zoom"
 TOLERANCE_S: Final = 300
@@ -193,11 +186,11 @@ def verify(request: WebhookRequest, secret: str, now: float) -> Verification:
         raise InvalidSignature("signature mismatch")
     try:
         head = _challenge.decode(request.body)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
         return Verification()  # authentic but malformed: parse answers 400
     if head.event == URL_VALIDATION:
         token = head.payload.plainToken if head.payload else None
-        if token:
+        if token and len(token) <= 256:
             return Verification(reply=challenge_reply(secret, token))
     return Verification()
 
@@ -209,26 +202,17 @@ def _event_id(call_id: str, event: str, discriminator: object) -> str:
     return f"{call_id}:{event}:{discriminator}"
 
 
-def _direction(value: str | None) -> str | None:
-    return {"inbound": "INBOUND", "outbound": "OUTBOUND"}.get((value or "").lower())
-
-
-def _numbers(
-    direction: str | None, caller: str | None, callee: str | None, options: NormalizeOptions
-) -> tuple[str | None, str | None, str | None]:
-    """(from, to, counterpart) in E.164: the customer is the caller on inbound calls."""
-    from_number = phone(caller, options.default_region)
-    to_number = phone(callee, options.default_region)
-    return from_number, to_number, from_number if direction == "INBOUND" else to_number
-
-
 def _party_number(party: Party | None) -> str | None:
     if party is None:
         return None
     return party.phone_number or ident(party.extension_number)
 
 
-def call_event(event: Event, obj: Object, options: NormalizeOptions) -> CallEvent:
+def _sequence(event: Event, fallback: datetime) -> int:
+    return event.event_ts if event.event_ts is not None else epoch_ms(fallback)
+
+
+def call_facts(event: Event, obj: Object, options: NormalizeOptions) -> CallFacts:
     call_id = ident(obj.call_id)
     if call_id is None:
         raise InvalidEvent(f"{event.event} without payload.object.call_id")
@@ -240,7 +224,6 @@ def call_event(event: Event, obj: Object, options: NormalizeOptions) -> CallEven
     occurred = ended or answered or ringing or sent
     if occurred is None:
         raise InvalidEvent(f"{event.event} carries no time")
-    started = ringing or answered or ended or occurred
 
     disposition = None
     duration = None
@@ -249,157 +232,124 @@ def call_event(event: Event, obj: Object, options: NormalizeOptions) -> CallEven
             status, disposition = "COMPLETED", "connected"
             duration = between_ms(answered, ended)
         else:
-            status = "MISSED" if direction == "INBOUND" else "NO_ANSWER"
-            disposition = "no answer"
+            status, disposition = unanswered(direction), "no answer"
     elif status == "MISSED":
         disposition = "no answer"
-
-    from_number, to_number, counterpart = _numbers(
-        direction, _party_number(obj.caller), _party_number(obj.callee), options
-    )
     agent = obj.callee if direction == "INBOUND" else obj.caller
-    props = base_properties(NAME, call_id, options)
-    props["hs_timestamp"] = iso_ms(started)
-    props["hs_call_direction"] = direction
-    props["hs_call_status"] = status
-    put(props, "hs_call_duration", duration)
-    put(props, "hs_call_from_number", from_number)
-    put(props, "hs_call_to_number", to_number)
-    put(props, "hs_call_disposition", disposition_guid(disposition, options))
-    if agent is not None:
-        put(
-            props,
-            "hubspot_owner_id",
-            owner_id([agent.user_id, ident(agent.extension_number)], options),
-        )
-    props["hs_call_title"] = call_title(direction, counterpart, agent.name if agent else None)
-    return CallEvent(
+    return CallFacts(
         provider=NAME,
         call_id=call_id,
         event_id=_event_id(call_id, event.event, event.event_ts or epoch_ms(occurred)),
         type=event.event,
-        occurred_at=iso_ms(occurred),
-        sequence=event.event_ts if event.event_ts is not None else epoch_ms(occurred),
-        properties=props,
-        counterpart=counterpart,
+        occurred=occurred,
+        started=ringing or answered or ended or occurred,
+        sequence=_sequence(event, occurred),
+        direction=direction,
+        status=status,
+        disposition=disposition,
+        duration_ms=duration,
+        from_number=phone(_party_number(obj.caller), options.default_region),
+        to_number=phone(_party_number(obj.callee), options.default_region),
+        agents=[agent.user_id, ident(agent.extension_number)] if agent else [],
+        agent_name=agent.name if agent else None,
     )
 
 
-def _sequence(event: Event, fallback: datetime) -> int:
-    return event.event_ts if event.event_ts is not None else epoch_ms(fallback)
+#: call-log disposition label → status (inbound calls that were not answered are MISSED).
+def _log_status(disposition: str | None, direction: str | None) -> str | None:
+    if disposition == "connected":
+        return "COMPLETED"
+    if disposition == "busy":
+        return "BUSY"
+    if disposition == "no answer":
+        return unanswered(direction)
+    if disposition == "left voicemail":
+        return "MISSED" if direction == "INBOUND" else "COMPLETED"
+    return None
 
 
-def call_log_events(event: Event, obj: Object, options: NormalizeOptions) -> list[CallEvent]:
-    events = []
+def call_log_facts(event: Event, obj: Object, options: NormalizeOptions) -> list[CallFacts]:
+    found = []
     for log in obj.call_logs or []:
         call_id = ident(log.call_id)
         if call_id is None or not log.date_time:
             continue  # a log that names no call cannot be tied to one
         started = parse_time(log.date_time)
-        direction = _direction(log.direction)
+        direction = direction_of(log.direction)
         disposition = LOG_RESULTS.get((log.result or "").strip().lower())
-        status = {
-            "connected": "COMPLETED",
-            "busy": "BUSY",
-            "no answer": "MISSED" if direction == "INBOUND" else "NO_ANSWER",
-            "left voicemail": "MISSED" if direction == "INBOUND" else "COMPLETED",
-        }.get(disposition or "")
-        from_number, to_number, counterpart = _numbers(
-            direction, log.caller_number, log.callee_number, options
-        )
-        agent_name = log.callee_name if direction == "INBOUND" else log.caller_name
-        props = base_properties(NAME, call_id, options)
-        props["hs_timestamp"] = iso_ms(started)
-        put(props, "hs_call_direction", direction)
-        put(props, "hs_call_status", status)
-        put(props, "hs_call_duration", duration_ms(log.duration, 1000))
-        put(props, "hs_call_from_number", from_number)
-        put(props, "hs_call_to_number", to_number)
-        put(props, "hs_call_disposition", disposition_guid(disposition, options))
-        put(props, "hubspot_owner_id", owner_id([obj.user_id], options))
-        props["hs_call_title"] = call_title(direction, counterpart, agent_name)
-        events.append(
-            CallEvent(
+        found.append(
+            CallFacts(
                 provider=NAME,
                 call_id=call_id,
                 event_id=_event_id(call_id, event.event, ident(log.id) or epoch_ms(started)),
                 type=event.event,
-                occurred_at=iso_ms(started),
+                occurred=started,
                 sequence=_sequence(event, started),
-                properties=props,
-                counterpart=counterpart,
+                direction=direction,
+                status=_log_status(disposition, direction),
+                disposition=disposition,
+                duration_ms=duration_ms(log.duration, 1000),
+                from_number=phone(log.caller_number, options.default_region),
+                to_number=phone(log.callee_number, options.default_region),
+                agents=[obj.user_id],
+                agent_name=log.callee_name if direction == "INBOUND" else log.caller_name,
             )
         )
-    return events
+    return found
 
 
-def recording_events(event: Event, obj: Object, options: NormalizeOptions) -> list[CallEvent]:
-    events = []
+def recording_facts(event: Event, obj: Object, options: NormalizeOptions) -> list[CallFacts]:
+    found = []
     for rec in obj.recordings or []:
         call_id = ident(rec.call_id)
         if call_id is None or not rec.download_url or not rec.date_time:
             continue
         started = parse_time(rec.date_time)
-        direction = _direction(rec.direction)
-        from_number, to_number, counterpart = _numbers(
-            direction, rec.caller_number, rec.callee_number, options
-        )
-        props = base_properties(NAME, call_id, options)
-        props["hs_timestamp"] = iso_ms(started)
-        put(props, "hs_call_direction", direction)
-        put(props, "hs_call_from_number", from_number)
-        put(props, "hs_call_to_number", to_number)
-        props["hs_call_recording_url"] = rec.download_url
-        if rec.owner is not None:
-            put(props, "hubspot_owner_id", owner_id([rec.owner.id], options))
-        events.append(
-            CallEvent(
+        found.append(
+            CallFacts(
                 provider=NAME,
                 call_id=call_id,
                 event_id=_event_id(call_id, event.event, ident(rec.id) or epoch_ms(started)),
                 type=event.event,
-                occurred_at=iso_ms(started),
+                occurred=started,
                 sequence=_sequence(event, started),
-                properties=props,
-                counterpart=counterpart,
+                direction=direction_of(rec.direction),
+                from_number=phone(rec.caller_number, options.default_region),
+                to_number=phone(rec.callee_number, options.default_region),
+                recording_url=rec.download_url,
+                agents=[rec.owner.id] if rec.owner else [],
+                titled=False,
             )
         )
-    return events
+    return found
 
 
-def voicemail_events(event: Event, obj: Object, options: NormalizeOptions) -> list[CallEvent]:
+def voicemail_facts(event: Event, obj: Object, options: NormalizeOptions) -> list[CallFacts]:
     call_id = ident(obj.call_id)
     if call_id is None or not obj.download_url or not obj.date_time:
         return []  # a voicemail that names no call cannot be tied to one
     started = parse_time(obj.date_time)
-    from_number, to_number, counterpart = _numbers(
-        "INBOUND", obj.caller_number, obj.callee_number, options
-    )
-    props = base_properties(NAME, call_id, options)
-    props["hs_timestamp"] = iso_ms(started)
-    props["hs_call_direction"] = "INBOUND"
-    props["hs_call_status"] = "MISSED"
-    put(props, "hs_call_from_number", from_number)
-    put(props, "hs_call_to_number", to_number)
-    props["hs_call_recording_url"] = obj.download_url
-    put(props, "hs_call_disposition", disposition_guid("left voicemail", options))
-    put(props, "hubspot_owner_id", owner_id([obj.callee_user_id], options))
-    props["hs_call_title"] = call_title("INBOUND", counterpart, obj.callee_name)
     return [
-        CallEvent(
+        CallFacts(
             provider=NAME,
             call_id=call_id,
             event_id=_event_id(call_id, event.event, ident(obj.id) or epoch_ms(started)),
             type=event.event,
-            occurred_at=iso_ms(started),
+            occurred=started,
             sequence=_sequence(event, started),
-            properties=props,
-            counterpart=counterpart,
+            direction="INBOUND",
+            status="MISSED",
+            disposition="left voicemail",
+            from_number=phone(obj.caller_number, options.default_region),
+            to_number=phone(obj.callee_number, options.default_region),
+            recording_url=obj.download_url,
+            agents=[obj.callee_user_id],
+            agent_name=obj.callee_name,
         )
     ]
 
 
-def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
+def extract(request: WebhookRequest, options: NormalizeOptions) -> list[CallFacts]:
     event = decode_json(request.body, _event)
     if event.event == URL_VALIDATION:
         # Answered from ``verify`` (Verification.reply), which holds the secret.
@@ -411,16 +361,17 @@ def parse(request: WebhookRequest, options: NormalizeOptions) -> Outcome:
         or event.event in (RECORDING_EVENT, VOICEMAIL_EVENT)
     )
     if not handled:
-        return Outcome(events=[])
+        return []
     if obj is None:
         raise InvalidEvent(f"{event.event} without payload.object")
     if event.event in CALL_EVENTS:
-        return Outcome(events=[call_event(event, obj, options)])
+        return [call_facts(event, obj, options)]
     if event.event in CALL_LOG_EVENTS:
-        return Outcome(events=call_log_events(event, obj, options))
+        return call_log_facts(event, obj, options)
     if event.event == RECORDING_EVENT:
-        return Outcome(events=recording_events(event, obj, options))
-    return Outcome(events=voicemail_events(event, obj, options))
+        return recording_facts(event, obj, options)
+    return voicemail_facts(event, obj, options)
 
 
-PROVIDER = ModuleProvider(NAME, verify, parse)
+parse = parser(extract)
+PROVIDER = ModuleProvider(NAME, verify, extract)

@@ -41,7 +41,7 @@ from sandbox.clock import Clock, SystemClock
 from sandbox.config import SandboxConfig
 from sandbox.context import Handler, Op
 from sandbox.control import control_endpoints
-from sandbox.errors import ApiError, new_correlation_id
+from sandbox.errors import ApiError, missing_scopes, new_correlation_id
 from sandbox.limits import budget_headers, rate_limited
 from sandbox.persist import load_file, save_file
 from sandbox.responses import json_response
@@ -81,6 +81,18 @@ def _authenticate(sb: Sandbox, request: Request) -> str:
     return token
 
 
+_READS = ("get", "list", "batchRead", "search")
+
+
+def _scope_of(operation: str, request: Request) -> str:
+    """The granular scope HubSpot names for ``operation`` (properties: ``crm.schemas.*``)."""
+    otype = resolve_type(request.path_params.get("objectType", "")) if request.path_params else None
+    name = otype.name if otype is not None else "objects"
+    access = "read" if operation.startswith(_READS) else "write"
+    kind = "schemas" if "Propert" in operation else "objects"
+    return f"crm.{kind}.{name}.{access}"
+
+
 async def dispatch(
     sb: Sandbox, request: Request, op: Op, handler: Handler, *, search: bool
 ) -> Response:
@@ -94,6 +106,8 @@ async def dispatch(
         if applies and faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000.0)
         token = _authenticate(sb, request)
+        if op.name in faults.missing_scopes:
+            raise missing_scopes(_scope_of(op.name, request))
         config = sb.config
         if applies and faults.rate_limit_burst > 0:
             faults.rate_limit_burst -= 1

@@ -23,7 +23,7 @@ from sandbox.bodies import (
 )
 from sandbox.context import Op
 from sandbox.errors import ApiError, validation_error
-from sandbox.objects import batch_envelope, check_id_property
+from sandbox.objects import batch_envelope, check_id_property, check_upsert_property
 from sandbox.params import bool_param
 from sandbox.render import render
 from sandbox.responses import json_response, no_content
@@ -70,7 +70,7 @@ async def batch_create(request: Request, op: Op) -> Response:
     for item, plan in zip(inputs, plans, strict=True):
         if plan is None:
             continue
-        rec = sb.store.create(ts, plan.props, plan.assoc, now, index_at, delayed)
+        rec = sb.store.create(ts, plan.props, plan.assoc, now, index_at, delayed, plan.rid)
         results.append(echo_trace(render(ts, rec, full=True), item.objectWriteTraceId))
     out, partial = batch_envelope(started, sb.clock.wall_ms(), results, errors)
     return json_response(out, 207 if partial else 201)
@@ -142,7 +142,11 @@ async def batch_update(request: Request, op: Op) -> Response:
     plans: list[tuple[Record, dict[str, str], str | None]] = []
     errors: list[dict[str, object]] = []
     for n, (item, key) in enumerate(zip(inputs, keys, strict=True)):
-        id_property = check_id_property(ts, item.idProperty)
+        id_property = (
+            None
+            if item.idProperty in (None, "hs_object_id")
+            else check_upsert_property(ts, item.idProperty)
+        )
         rec = ts.find(key, id_property, archived=False)
         if rec is None:
             err = ApiError(404, "OBJECT_NOT_FOUND", f"No {ts.otype.singular} with id {key} exists")

@@ -135,6 +135,12 @@ class PropertyIn(msgspec.Struct):
     options: list[OptionIn] | None = None
 
 
+class GroupIn(msgspec.Struct):
+    name: str
+    label: str = ""
+    displayOrder: int = -1
+
+
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
 

@@ -56,6 +56,7 @@ CALLS = ObjectType(
     required=("hs_timestamp",),
     defaults=("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
     text_props=("hs_call_title", "hs_call_body"),
+    groups=(("callinfo", "Call information"),),
     builtin=(
         *_common("hs_createdate", "hs_lastmodifieddate"),
         _p("hs_timestamp", DATETIME),
@@ -133,6 +134,18 @@ CONTACTS = ObjectType(
         _p("country"),
         _p("lifecyclestage", ENUMERATION),
         _p("hs_lead_status", ENUMERATION),
+        # HubSpot: "not possible to modify the Marketing contact status property using the
+        # API"; app-created contacts are non-marketing unless the portal opts the app in
+        _p("hs_marketable_status", BOOL, read_only=True),
+        # calculated from phone / mobilephone (sandbox.phones)
+        _p("hs_searchable_calculated_phone_number", PHONE, read_only=True),
+        _p("hs_searchable_calculated_mobile_number", PHONE, read_only=True),
+        _p("hs_searchable_calculated_international_phone_number", read_only=True),
+        _p("hs_searchable_calculated_international_mobile_number", read_only=True),
+        _p("hs_calculated_phone_number", read_only=True),
+        _p("hs_calculated_mobile_number", read_only=True),
+        _p("hs_calculated_phone_number_country_code", read_only=True),
+        _p("hs_calculated_phone_number_area_code", read_only=True),
     ),
 )
 
@@ -146,6 +159,7 @@ COMPANIES = ObjectType(
     modified_prop="hs_lastmodifieddate",
     defaults=("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
     text_props=("name", "domain", "phone", "website"),
+    groups=(("companyinformation", "Company information"),),
     builtin=(
         *_common("createdate", "hs_lastmodifieddate"),
         _p("name"),
@@ -177,6 +191,7 @@ DEALS = ObjectType(
         "pipeline",
     ),
     text_props=("dealname",),
+    groups=(("dealinformation", "Deal information"),),
     builtin=(
         *_common("createdate", "hs_lastmodifieddate"),
         _p("dealname"),
@@ -208,6 +223,7 @@ TICKETS = ObjectType(
         "subject",
     ),
     text_props=("subject", "content"),
+    groups=(("ticketinformation", "Ticket information"),),
     builtin=(
         *_common("createdate", "hs_lastmodifieddate"),
         _p("subject"),

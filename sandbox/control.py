@@ -63,6 +63,7 @@ def control_endpoints(sb: Sandbox) -> dict[str, Endpoint]:
                 "reject": None,
                 "reject_whole_batch": False,
                 "operations": None,
+                "missing_scopes": [],
             }
         )
         return json_response(sb.faults.to_json())

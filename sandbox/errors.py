@@ -81,3 +81,20 @@ def validation_error(message: str, **kw: Any) -> ApiError:
 def not_found(message: str, **kw: Any) -> ApiError:
     """A 404 ``OBJECT_NOT_FOUND``."""
     return ApiError(404, "OBJECT_NOT_FOUND", message, **kw)
+
+
+def missing_scopes(scope: str) -> ApiError:
+    """HubSpot's 403 for a token without a scope the operation needs."""
+    return ApiError(
+        403,
+        "MISSING_SCOPES",
+        "This app hasn't been granted all required scopes to make this call. "
+        "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+        errors=[
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }
+        ],
+        extra={"links": {"scopes": "https://developers.hubspot.com/scopes"}},
+    )

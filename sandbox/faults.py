@@ -11,7 +11,9 @@ per item in a 207 when the batch carries ``objectWriteTraceId``s, unless
 ``reject_whole_batch`` is true: then the whole batch fails with 400, as HubSpot answers for
 errors it cannot attribute to an input. ``operations`` limits ``error_rate``,
 ``rate_limit_burst``, ``latency_ms`` and ``latency_after_ms`` to the listed operation ids;
-``seed`` makes ``error_rate`` reproducible.
+``seed`` makes ``error_rate`` reproducible. ``missing_scopes`` lists operation ids the
+token may not call: they answer 403 ``MISSING_SCOPES`` (HubSpot's body, naming the
+granular scope required), as for a private app installed without that scope.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ _KEYS = {
     "reject",
     "operations",
     "seed",
+    "missing_scopes",
 }
 
 
@@ -49,6 +52,7 @@ class Faults:
     reject: list[tuple[str, str]] = field(default_factory=list)
     reject_whole_batch: bool = False
     operations: frozenset[str] | None = None
+    missing_scopes: frozenset[str] = frozenset()
     rng: random.Random = field(default_factory=random.Random)
 
     def applies(self, op: str) -> bool:
@@ -92,6 +96,11 @@ class Faults:
                 new.operations = frozenset(ops)
             else:
                 raise validation_error("operations must be a list of operation ids or null")
+        if "missing_scopes" in body:
+            ops = body["missing_scopes"]
+            if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
+                raise validation_error("missing_scopes must be a list of operation ids")
+            new.missing_scopes = frozenset(ops)
         if "seed" in body:
             new.rng = random.Random(body["seed"])
         for name in self.__dataclass_fields__:
@@ -109,6 +118,7 @@ class Faults:
             "reject_whole_batch": self.reject_whole_batch,
             "reject": [{"property": p, "value": v} for p, v in self.reject],
             "operations": sorted(self.operations) if self.operations is not None else None,
+            "missing_scopes": sorted(self.missing_scopes),
         }
 
 

@@ -21,7 +21,7 @@ from sandbox.render import render
 from sandbox.responses import json_response, no_content
 from sandbox.search import check_size, run_search
 from sandbox.store import Record, TypeStore, is_digits
-from sandbox.writes import WriteChecker
+from sandbox.writes import PORTAL_ID, WriteChecker
 
 MAX_LIST_LIMIT = 100
 
@@ -42,6 +42,23 @@ def check_id_property(ts: TypeStore, id_property: str | None) -> str | None:
         raise validation_error(
             f"{id_property} is not a unique identifier property of {ts.otype.name}; "
             "idProperty must be hs_object_id or a property with hasUniqueValue",
+            context={"idProperty": [id_property]},
+        )
+    return id_property
+
+
+def check_upsert_property(ts: TypeStore, id_property: str | None) -> str:
+    """``idProperty`` of an upsert (or of a batch update by key): a unique property."""
+    if not id_property:
+        raise validation_error(
+            "idProperty is required: the name of a property with unique values",
+            context={"idProperty": [""]},
+        )
+    prop = ts.props.get(id_property)
+    if prop is None or not prop.unique:
+        raise validation_error(
+            f"Unable to perform update/upsert by non-unique {ts.otype.type_id} property "
+            f"{id_property} in portal ID {PORTAL_ID}",
             context={"idProperty": [id_property]},
         )
     return id_property
@@ -88,7 +105,9 @@ async def create_object(request: Request, op: Op) -> Response:
         item.properties, item.associations, 0
     )
     index_at, delayed = sb.index_at()
-    rec = sb.store.create(ts, plan.props, plan.assoc, sb.clock.wall_ms(), index_at, delayed)
+    rec = sb.store.create(
+        ts, plan.props, plan.assoc, sb.clock.wall_ms(), index_at, delayed, plan.rid
+    )
     return json_response(render(ts, rec, full=True), 201)
 
 

@@ -36,6 +36,7 @@ def dump(store: Store) -> dict[str, Any]:
                 for p in ts.props.values()
                 if p.custom
             ],
+            "custom_groups": [g for g in ts.groups.values() if g.get("custom")],
             "records": [
                 {
                     "id": r.id,
@@ -79,6 +80,8 @@ def load(store: Store, data: dict[str, Any]) -> None:
                 created_ms=p["created_ms"],
             )
             ts.props[prop.name] = prop
+        for group in blob.get("custom_groups", []):
+            ts.groups[group["name"]] = dict(group)
         for raw in blob["records"]:
             rec = Record(int(raw["id"]), dict(raw["props"]), int(raw["created_ms"]))
             rec.initial = dict(raw["initial"])

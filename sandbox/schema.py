@@ -101,6 +101,7 @@ class ObjectType:
     defaults: tuple[str, ...] = ()  # returned when no properties are requested
     text_props: tuple[str, ...] = ()  # what a search ``query`` matches
     builtin: tuple[PropertyDef, ...] = field(default_factory=tuple)
+    groups: tuple[tuple[str, str], ...] = ()  # built-in property groups: (name, label)
 
     def op(self, kind: str) -> str:
         """The operation id of ``kind`` for this type (``batchCreate`` → ``batchCreateCalls``)."""

@@ -15,6 +15,8 @@ from typing import Any
 
 from sandbox.catalog import OBJECT_TYPES
 from sandbox.clock import iso_ms
+from sandbox.phones import CALCULATED as PHONE_CALCULATED
+from sandbox.phones import derive
 from sandbox.schema import ObjectType, PropertyDef
 
 API_SOURCE = ("INTEGRATION", "sandbox")
@@ -46,6 +48,7 @@ AssocType = tuple[str, int]  # (associationCategory, associationTypeId)
 Change = tuple[str, int, str, str]  # (value, epoch ms, sourceType, sourceId)
 CALCULATED = frozenset(
     {"hs_object_id", "hs_createdate", "hs_lastmodifieddate", "createdate", "lastmodifieddate"}
+    | PHONE_CALCULATED
 )
 
 
@@ -118,6 +121,9 @@ class TypeStore:
         self.otype = otype
         self.records: dict[int, Record] = {}
         self.props: dict[str, PropertyDef] = {}
+        #: property groups: name -> {name, label, displayOrder, archived}; custom ones
+        #: (``POST /crm/v3/properties/{type}/groups``) are kept like custom properties
+        self.groups: dict[str, dict[str, Any]] = {}
         self.unique: dict[str, dict[str, int]] = {}
         # unique prop -> lower(value) -> id, or ids when values differ only in case
         self.folded: dict[str, dict[str, int | set[int]]] = {}
@@ -128,10 +134,17 @@ class TypeStore:
     def reset(self, *, keep_custom: bool) -> None:
         """Drop every record; keep custom property definitions when asked."""
         custom = [p for p in self.props.values() if p.custom] if keep_custom else []
+        groups = [g for g in self.groups.values() if g.get("custom")] if keep_custom else []
         self.records = {}
         self.props = {p.name: PropertyDef(**_fields(p)) for p in self.otype.builtin}
         for p in custom:
             self.props[p.name] = p
+        self.groups = {
+            name: {"name": name, "label": label, "displayOrder": -1, "archived": False}
+            for name, label in self.otype.groups
+        }
+        for g in groups:
+            self.groups[g["name"]] = g
         self.unique = {}
         self.folded = {}
         self.delayed = False
@@ -275,6 +288,12 @@ class Store:
 
     # -- writes ---------------------------------------------------------------
 
+    def reserve_id(self) -> int:
+        """The next record id, taken now (a create that then fails leaves a gap)."""
+        rid = self.next_id
+        self.next_id += 1
+        return rid
+
     def create(
         self,
         ts: TypeStore,
@@ -283,13 +302,16 @@ class Store:
         now_ms: int,
         index_at: float,
         delayed: bool,
+        rid: int | None = None,
     ) -> Record:
-        """Create a record from checked properties and existing association targets."""
-        rid = self.next_id
-        self.next_id += 1
+        """Create a record from checked properties and existing association targets;
+        ``rid`` is an id from :meth:`reserve_id` (ids grow: reserve and create within
+        one request, without awaiting in between)."""
+        if rid is None:
+            rid = self.reserve_id()
         otype = ts.otype
         stamp = iso_ms(now_ms)
-        full = {k: v for k, v in props.items() if v}
+        full = derive(otype.name, {k: v for k, v in props.items() if v}, creating=True)
         full["hs_object_id"] = str(rid)
         full[otype.created_prop] = stamp
         full[otype.modified_prop] = stamp
@@ -333,6 +355,11 @@ class Store:
             rec.record_change(name, value, now_ms, API_SOURCE)
         if not changed:
             return
+        derived = derive(ts.otype.name, new, creating=False)
+        for name in PHONE_CALCULATED:
+            if derived.get(name, "") != new.get(name, ""):
+                rec.record_change(name, derived.get(name, ""), now_ms, CALC_SOURCE)
+        new = derived
         modified = ts.otype.modified_prop
         new[modified] = iso_ms(now_ms)
         rec.record_change(modified, new[modified], now_ms, CALC_SOURCE)

@@ -1,7 +1,11 @@
 """``POST /crm/v3/objects/{type}/batch/upsert`` (``batchUpsertCalls``): create or update
-records identified by a unique property value — HubSpot's API, though not one of the
-shared spec's 11 operations. Each result says whether it is ``new``; failures follow the
-same ``objectWriteTraceId`` rule as batch create (207 per input, else 400 for the batch).
+records identified by a unique property value — HubSpot's API (the official client has
+``crm.objects.calls.batch_api.upsert``), though not one of the shared spec's 11
+operations. Each input names its ``idProperty``, which must be a property with unique
+values (else HubSpot's 400 ``Unable to perform update/upsert by non-unique 0-48 property
+…``); its ``id`` is that property's value, written on the record. Each result says
+whether it is ``new``; failures follow the same ``objectWriteTraceId`` rule as batch
+create (207 per input, else 400 for the batch, nothing written). 200 when all succeed.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from sandbox.batch import echo_trace, traced_error
 from sandbox.bodies import BatchUpsertIn, check_batch_size, decode, id_text
 from sandbox.context import Op
 from sandbox.errors import ApiError, validation_error
-from sandbox.objects import batch_envelope
+from sandbox.objects import batch_envelope, check_upsert_property
 from sandbox.render import render
 from sandbox.responses import json_response
 from sandbox.store import Record
@@ -30,12 +34,7 @@ async def batch_upsert(request: Request, op: Op) -> Response:
     op.batch_size = len(inputs)
     keys = [id_text(i.id) for i in inputs]
     for item in inputs:
-        prop = ts.props.get(item.idProperty or "")
-        if prop is None or not prop.unique:
-            raise validation_error(
-                f"idProperty {item.idProperty!r} is not a property with unique values",
-                context={"idProperty": [str(item.idProperty)]},
-            )
+        check_upsert_property(ts, item.idProperty)
     pairs = [(i.idProperty or "", k) for i, k in zip(inputs, keys, strict=True)]
     dupes = sorted({k for p, k in pairs if pairs.count((p, k)) > 1})
     if dupes:
@@ -56,7 +55,7 @@ async def batch_upsert(request: Request, op: Op) -> Response:
             else:
                 plans.append((existing, checker.update(existing, raw, n), item.objectWriteTraceId))
         except ApiError as err:
-            if not traced:
+            if not traced or sb.faults.reject_whole_batch:
                 raise
             plans.append(None)
             errors.append(traced_error(err, item.objectWriteTraceId))
@@ -69,7 +68,9 @@ async def batch_upsert(request: Request, op: Op) -> Response:
         rec, change, trace = plan
         if rec is None:
             assert isinstance(change, CreatePlan)
-            rec = sb.store.create(ts, change.props, change.assoc, now, index_at, delayed)
+            rec = sb.store.create(
+                ts, change.props, change.assoc, now, index_at, delayed, change.rid
+            )
             new = True
         else:
             assert isinstance(change, dict)

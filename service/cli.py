@@ -36,22 +36,39 @@ def _settings(**overrides: object) -> Settings:
     if overrides:
         settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     logs.configure(settings.log_level, settings.log_format)
+    logs.mask_secret_values(
+        secret for provider in PROVIDER_SECRETS for secret in settings.provider_secrets(provider)
+    )
+    logs.mask_secret_values([settings.hubspot_token.get_secret_value()])
     return settings
 
 
 @app.command()
 def ingress(
     host: Annotated[str | None, typer.Option(help="interface to bind")] = None,
-    port: Annotated[int | None, typer.Option(help="port to listen on (default 8080)")] = None,
+    port: Annotated[int | None, typer.Option(help="webhook port (default 8080)")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="port for /metrics, /healthz, /readyz (default 9101)"),
+    ] = None,
 ) -> None:
-    """Serve provider webhooks: POST /webhooks/{provider}, /healthz, /readyz, /metrics."""
-    from service.ingress import create_app
-    from service.runtime import make_server, serve_until_stopped
+    """Serve provider webhooks (POST /webhooks/{provider}, /healthz, /readyz, /openapi.json)
+    and, on the metrics port, /metrics, /healthz, /readyz."""
+    from service.ingress import ConfigError
+    from service.runtime import make_ingress_servers, serve_until_stopped
 
-    s = _settings(ingress_host=host, ingress_port=port)
-    server = make_server(create_app(s), s.ingress_host, s.ingress_port)
-    log.info("ingress_listening", url=f"http://{s.ingress_host}:{s.ingress_port}")
-    asyncio.run(serve_until_stopped([server], [], []))
+    s = _settings(ingress_host=host, ingress_port=port, ingress_metrics_port=metrics_port)
+    try:
+        servers = make_ingress_servers(s)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    log.info(
+        "ingress_listening",
+        url=f"http://{s.ingress_host}:{s.ingress_port}",
+        metrics=f"http://{s.ingress_host}:{s.ingress_metrics_port}/metrics",
+    )
+    asyncio.run(serve_until_stopped(servers, [], []))
 
 
 @app.command()
@@ -162,6 +179,14 @@ def run(
 
     for provider, attr in PROVIDER_SECRETS.items():
         os.environ.setdefault(f"CALLBRIDGE_{attr.upper()}", DEV_SECRETS[provider])
+    # Twilio signs the URL it calls: locally that is the ingress itself
+    os.environ.setdefault(
+        "CALLBRIDGE_PUBLIC_URL",
+        "http://{}:{}".format(
+            os.environ.get("CALLBRIDGE_INGRESS_HOST", "127.0.0.1"),
+            os.environ.get("CALLBRIDGE_INGRESS_PORT", "8080"),
+        ),
+    )
     s = _settings()
     broker: LocalKafka | None = None
     _stop_on_sigterm()  # until the services take over SIGTERM: the broker is stopped too
@@ -197,6 +222,7 @@ def run(
             ],
         )
         _wait_http("http://127.0.0.1:8090/_sandbox/stats")
+        asyncio.run(_set_up_portal(s))  # idempotent creates by callbridge_call_key
     _banner(s, started_kafka=broker is not None)
     try:
         asyncio.run(_run_services(s))
@@ -209,14 +235,24 @@ def run(
         typer.echo("callbridge stopped.")
 
 
+async def _set_up_portal(s: Settings) -> None:
+    """``callbridge hubspot setup`` against the local sandbox (idempotent)."""
+    from service.hubspot.setup import ensure_call_key_property
+    from service.wiring import hubspot_client
+
+    async with hubspot_client(s, deadline_s=15.0) as hs:
+        result = await ensure_call_key_property(hs)
+    for line in result.lines():
+        typer.echo(line)
+
+
 async def _run_services(s: Settings) -> None:
-    from service.ingress import create_app
-    from service.runtime import make_server, serve_until_stopped
+    from service.runtime import make_ingress_servers, make_server, serve_until_stopped
     from service.writer import Writer
 
     w = Writer(s)
     servers = [
-        make_server(create_app(s), s.ingress_host, s.ingress_port),
+        *make_ingress_servers(s),
         make_server(w.health_app(), "127.0.0.1", s.writer_health_port),
     ]
     await serve_until_stopped(servers, [w.run], [w.stop])
@@ -234,6 +270,7 @@ def _banner(s: Settings, *, started_kafka: bool) -> None:
         ),
         f"  hubspot   {s.hubspot_url}",
         f"  ingress   http://{s.ingress_host}:{s.ingress_port}/webhooks/<provider>",
+        f"  metrics   http://{s.ingress_host}:{s.ingress_metrics_port}/metrics (ingress)",
         f"  writer    http://127.0.0.1:{s.writer_health_port}/healthz",
         "  secrets (development):",
     ]
@@ -340,6 +377,57 @@ def _wait_http(url: str, timeout_s: float = 20.0) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout_s}s")
+
+
+hubspot_app = typer.Typer(
+    help="Set up the HubSpot portal callbridge writes to.", no_args_is_help=True
+)
+app.add_typer(hubspot_app, name="hubspot")
+
+
+@hubspot_app.command("setup")
+def hubspot_setup(
+    portal: Annotated[
+        str | None, typer.Option(help="portal id (not supported yet: portals are not built)")
+    ] = None,
+) -> None:
+    """Create (or find) the unique call property callbridge_call_key; idempotent.
+
+    Uses CALLBRIDGE_HUBSPOT_URL and CALLBRIDGE_HUBSPOT_TOKEN (the sandbox by default).
+    Exit 0 when the property is there; 1 with a one-line reason when HubSpot refused
+    (401 token, 403 scope, ...); 2 on a usage error.
+    """
+    from service.hubspot import HubSpotError
+    from service.hubspot.setup import SetupError, ensure_call_key_property
+    from service.wiring import hubspot_client
+
+    if portal is not None:
+        typer.echo(
+            "error: --portal is not supported yet (there are no portals): set-up uses "
+            "CALLBRIDGE_HUBSPOT_URL and CALLBRIDGE_HUBSPOT_TOKEN",
+            err=True,
+        )
+        raise typer.Exit(2)
+    s = _settings()
+    logs.configure("ERROR", s.log_format)  # the outcome is printed; requests are noise here
+
+    async def main() -> list[str]:
+        async with hubspot_client(s, deadline_s=15.0) as hs:
+            return (await ensure_call_key_property(hs)).lines()
+
+    try:
+        lines = asyncio.run(main())
+    except SetupError as exc:
+        hint = ""
+        if exc.status in (401, 403):
+            hint = " (check CALLBRIDGE_HUBSPOT_TOKEN and the private app's scopes)"
+        typer.echo(f"error: {s.hubspot_url}: {exc}{hint}", err=True)
+        raise typer.Exit(1) from exc
+    except HubSpotError as exc:  # no answer at all (connection refused, timeouts)
+        typer.echo(f"error: {s.hubspot_url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for line in lines:
+        typer.echo(line)
 
 
 def _mount_dlq() -> None:

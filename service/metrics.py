@@ -33,7 +33,10 @@ BATCH_SIZE = Histogram(
 )
 DLQ_RECORDS = Counter("callbridge_dlq_records_total", "Records dead-lettered", ["category"])
 CONSUMER_LAG = Gauge(
-    "callbridge_writer_consumer_lag", "Uncommitted records per partition", ["partition"]
+    "callbridge_writer_consumer_lag",
+    "Records of calls.events not yet committed by the writer group, per partition: "
+    "the log-end offset minus the group's committed offset",
+    ["partition"],
 )
 LAST_POLL_AGE = Gauge(
     "callbridge_writer_last_poll_age_seconds",
@@ -41,4 +44,33 @@ LAST_POLL_AGE = Gauge(
 )
 WRITER_PAUSED = Gauge(
     "callbridge_writer_paused", "1 while consumption is paused (backpressure/limits)"
+)
+
+# --- the writer's core and fencing (issue 11) -----------------------------------------------
+IDS_UNDECODABLE = Counter(
+    "callbridge_writer_ids_undecodable_total",
+    "calls.ids values that are not call records (skipped while loading)",
+)
+IDS_LOAD_FAILURES = Counter(
+    "callbridge_writer_ids_load_failures_total",
+    "Failed loads of calls.ids partitions on assignment (retried with back-off)",
+)
+WRITER_AUTH_FAILED = Gauge(
+    "callbridge_writer_hubspot_auth_failed",
+    "1 while HubSpot refuses the writer's token or its scopes (401/403): writing is paused",
+)
+RECONCILE_MODE = Gauge(
+    "callbridge_writer_reconcile_mode",
+    "How creates of unknown outcome are resolved: 1 for the mode in use "
+    "(key: read by the unique callbridge_call_key; search: hs_call_external_id search)",
+    ["mode"],
+)
+WRITER_FENCED = Counter(
+    "callbridge_writer_fenced_total",
+    "Times the writer found it no longer owned partitions before a write (writes skipped)",
+)
+WRITER_DECISIONS = Counter(
+    "callbridge_writer_decisions_total",
+    "Decisions of the writer's core, by kind (create, update, lookup, associate)",
+    ["decision"],
 )

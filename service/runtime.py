@@ -10,9 +10,12 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 
 class Server(uvicorn.Server):
@@ -23,18 +26,64 @@ class Server(uvicorn.Server):
         yield
 
 
-def make_server(app: Any, host: str, port: int, *, log_level: str = "warning") -> Server:
+def make_server(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "warning",
+    limit_concurrency: int | None = None,
+    backlog: int = 2048,
+    proxy_headers: bool = True,
+    lifespan: Literal["auto", "on", "off"] = "on",
+) -> Server:
+    """A uvicorn server whose loggers go through structlog (``log_config=None``: the
+    handlers ``service.logs.configure`` installed stay). ``limit_concurrency`` caps
+    connections + tasks (uvicorn answers 503 beyond it); ``proxy_headers=False`` keeps the
+    peer address real (the ingress decides itself which proxies to trust)."""
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,
         access_log=False,
-        lifespan="on",
-        proxy_headers=True,
+        lifespan=lifespan,
+        proxy_headers=proxy_headers,
+        limit_concurrency=limit_concurrency,
+        backlog=backlog,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
         timeout_graceful_shutdown=10,
     )
     return Server(config)
+
+
+def make_ingress_servers(
+    settings: Settings, clock: Callable[[], float] | None = None
+) -> list[Server]:
+    """The ingress's two servers: the webhook port (``ingress_port``, bounded concurrency
+    and backlog, peer addresses as received) and the metrics port (``ingress_metrics_port``:
+    /metrics, /healthz, /readyz). ``ConfigError`` when the settings cannot work."""
+    from service.ingress import create_app, create_metrics_app
+
+    app = create_app(settings) if clock is None else create_app(settings, clock=clock)
+    return [
+        make_server(
+            app,
+            settings.ingress_host,
+            settings.ingress_port,
+            limit_concurrency=settings.ingress_limit_concurrency,
+            backlog=settings.ingress_backlog,
+            proxy_headers=False,
+        ),
+        make_server(
+            create_metrics_app(app),
+            settings.ingress_host,
+            settings.ingress_metrics_port,
+            lifespan="off",
+        ),
+    ]
 
 
 def install_stop_handler(stop: Callable[[], None]) -> None:

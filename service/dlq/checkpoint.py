@@ -23,8 +23,8 @@ from typing import Any, Final
 
 import orjson
 
+from service.deadletter import DeadLetter
 from service.dlq.filters import Filters, failed_at
-from service.dlq.format import DeadLetter
 
 DEFAULT_GROUP: Final = "callbridge-dlq-replay"
 #: Kafka's default ``offset.metadata.max.bytes`` is 4096; stay well below it.

@@ -428,5 +428,29 @@ def stats_(
     )
 
 
+@app.command("exporter")
+def exporter_(
+    bootstrap: Bootstrap = None,
+    topic: Topic = None,
+    host: Annotated[str, typer.Option(help="address to serve /metrics on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="port to serve /metrics on")] = 9102,
+) -> None:
+    """Serve the DLQ depth/age gauges on /metrics (run one per deployment)."""
+    from service.dlq.exporter import Exporter
+    from service.runtime import make_server
+
+    settings = _settings(bootstrap, topic)
+    exporter = Exporter(settings)
+
+    async def serve() -> None:
+        refresher = asyncio.create_task(exporter.refresh_forever())
+        try:
+            await make_server(exporter.app(), host, port).serve()
+        finally:
+            refresher.cancel()
+
+    asyncio.run(serve())
+
+
 def main() -> None:
     app(prog_name="callbridge dlq")

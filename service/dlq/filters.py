@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from service.dlq.format import DeadLetter, parse_utc, utc_iso
+from service.deadletter import DeadLetter, parse_utc, utc_iso
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _RELATIVE: Final = re.compile(r"^(?:\d+[smhdw])+$")

@@ -20,8 +20,9 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from service.config import Settings
+from service.deadletter import Headers
 from service.dlq.checkpoint import Checkpoint, Coverage, in_family
-from service.dlq.format import Headers
+from service.kafkaread import read_to_end
 
 DEFAULT_TIMEOUT_S: Final = 10.0
 T = TypeVar("T")
@@ -167,33 +168,24 @@ class KafkaLink:
         if start >= end:
             return
         tp = TopicPartition(topic, partition)
-        consumer = self._consumer
-        consumer.assign([tp])
-        consumer.seek(tp, start)
-        loop = asyncio.get_running_loop()
-        last_progress = loop.time()
         with talking_to_kafka(self.bootstrap, f"reading {topic}"):
-            while True:
-                position = await consumer.position(tp)
-                if position >= end:
-                    return
-                batch = await consumer.getmany(tp, timeout_ms=300, max_records=500)
-                records = batch.get(tp, [])
-                for rec in records:
-                    if rec.offset >= end:
-                        return
-                    yield Record(
-                        partition=partition,
-                        offset=rec.offset,
-                        timestamp_ms=rec.timestamp,
-                        key=rec.key,
-                        value=rec.value,
-                        headers=[(k, bytes(v)) for k, v in rec.headers],
-                    )
-                if records or await consumer.position(tp) > position:
-                    last_progress = loop.time()
-                elif loop.time() - last_progress > self.timeout_s:
-                    raise TimeoutError
+            records = read_to_end(
+                self._consumer,
+                [tp],
+                start={tp: start},
+                end={tp: end},
+                stall_s=self.timeout_s,
+                max_records=500,
+            )
+            async for rec in records:
+                yield Record(
+                    partition=partition,
+                    offset=rec.offset,
+                    timestamp_ms=rec.timestamp,
+                    key=rec.key,
+                    value=rec.value,
+                    headers=[(k, bytes(v)) for k, v in rec.headers],
+                )
 
     async def offset_at(self, topic: str, partition: int, timestamp_ms: int) -> int | None:
         """The first offset whose timestamp is at or after ``timestamp_ms`` (None: none yet)."""

@@ -19,9 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from service.config import Settings
-from service.dlq.checkpoint import Checkpoint, Pending, advance
-from service.dlq.filters import Filters
-from service.dlq.format import (
+from service.deadletter import (
     PARKED_FROM,
     PARKED_FROM_PARTITION,
     REPLAYED_FROM,
@@ -30,6 +28,8 @@ from service.dlq.format import (
     parked_headers,
     replay_headers_from,
 )
+from service.dlq.checkpoint import Checkpoint, Pending, advance
+from service.dlq.filters import Filters
 from service.dlq.kafkaio import Cursor, KafkaLink, Record, talking_to_kafka
 
 Action = Literal["replay", "park"]

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from service.config import Settings
+from service.deadletter import DeadLetter, parse, utc_iso
 from service.dlq.checkpoint import DEFAULT_GROUP, Coverage
 from service.dlq.filters import Filters, failed_at
-from service.dlq.format import DeadLetter, parse, utc_iso
 from service.dlq.kafkaio import DEFAULT_TIMEOUT_S, KafkaLink, Record
 
 #: Age buckets of ``stats``, by upper bound in seconds (the last one is open).

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from service.clock import Clock, SystemClock
 from service.config import Settings
+from service.deadletter import (
+    DeadLetter,
+    parse,
+)
 from service.dlq.checkpoint import (
     DEFAULT_GROUP,
     Checkpoint,
@@ -38,10 +41,6 @@ from service.dlq.checkpoint import (
     group_for,
 )
 from service.dlq.filters import Filters
-from service.dlq.format import (
-    DeadLetter,
-    parse,
-)
 from service.dlq.kafkaio import (
     DEFAULT_TIMEOUT_S,
     Cursor,
@@ -51,23 +50,6 @@ from service.dlq.kafkaio import (
 )
 from service.dlq.move import Action, Mover, was_moved
 from service.kafka import make_producer
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-    def monotonic(self) -> float: ...
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 @dataclass(frozen=True)

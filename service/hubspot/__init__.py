@@ -7,6 +7,10 @@ call→contact associations), async, typed, and paced to HubSpot's rate limits.
 - wire helpers (``wire.py``) — sans-I/O payload building, ``chunks``, ``outcomes``.
 - errors (``errors.py``) — one exception per HubSpot error category that matters.
 - pacing (``pacing.py``) — the rolling-window budget arithmetic.
+- setup (``setup.py``) — ``ensure_call_key_property``: the unique call-key property that
+  makes creates idempotent (``callbridge hubspot setup``).
+
+Never imports the writer, the app's settings or the event model (a test checks).
 
 See ``service/hubspot/README.md`` for a short example.
 """
@@ -34,6 +38,7 @@ from service.hubspot.models import (
     BatchError,
     BatchResponse,
     BatchUpdateInput,
+    BatchUpsertInput,
     Call,
     CallBatchResponse,
     CallCreateInput,
@@ -43,26 +48,37 @@ from service.hubspot.models import (
     ErrorBody,
     Filter,
     FilterGroup,
+    Property,
+    PropertyCreate,
+    PropertyGroup,
+    PropertyGroupCreate,
     SearchRequest,
     SearchResponse,
     Sort,
 )
 from service.hubspot.pacing import RollingWindow
 from service.hubspot.wire import (
+    CALL_ASSOCIATION_TYPE_IDS,
     MAX_BATCH,
     Dead,
     ItemOutcome,
     Ok,
     Retry,
+    UniqueConflict,
     association,
     association_pair,
     chunks,
+    conflicts_by_trace,
     create_input,
+    is_unique_conflict,
     outcomes,
+    unique_conflict,
     update_input,
+    upsert_input,
 )
 
 __all__ = [
+    "CALL_ASSOCIATION_TYPE_IDS",
     "MAX_BATCH",
     "AssociatedObject",
     "AssociatedObjects",
@@ -73,6 +89,7 @@ __all__ = [
     "BatchError",
     "BatchResponse",
     "BatchUpdateInput",
+    "BatchUpsertInput",
     "Call",
     "CallBatchResponse",
     "CallCreateInput",
@@ -96,15 +113,24 @@ __all__ = [
     "HubSpotValidationError",
     "ItemOutcome",
     "Ok",
+    "Property",
+    "PropertyCreate",
+    "PropertyGroup",
+    "PropertyGroupCreate",
     "Retry",
     "RollingWindow",
     "SearchRequest",
     "SearchResponse",
     "Sort",
+    "UniqueConflict",
     "association",
     "association_pair",
     "chunks",
+    "conflicts_by_trace",
     "create_input",
+    "is_unique_conflict",
     "outcomes",
+    "unique_conflict",
     "update_input",
+    "upsert_input",
 ]

@@ -10,7 +10,11 @@ whole-batch 400 raises :class:`HubSpotValidationError`.
 
 Creates are not idempotent: when their outcome is unknown the client raises
 :class:`HubSpotUnknownOutcome` rather than risk a duplicate, unless the caller passes
-``retry_unknown=True``. Everything else is retried within the deadline.
+``retry_unknown=True``. Everything else is retried within the deadline — including
+``batch/upsert`` by a unique property, which cannot make a second record for one key.
+
+The client takes plain arguments (base URL, token, rates); building one from the app's
+settings is the composition code's job (``service.wiring.hubspot_client``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, Self
+from typing import Final, Self
 from urllib.parse import quote
 
 import httpx
@@ -33,6 +37,8 @@ from service.hubspot.models import (
     BatchReadRequest,
     BatchUpdateInput,
     BatchUpdateRequest,
+    BatchUpsertInput,
+    BatchUpsertRequest,
     CallBatchResponse,
     CallCreateInput,
     CallUpdateInput,
@@ -40,12 +46,18 @@ from service.hubspot.models import (
     ContactCreateInput,
     CrmObject,
     GdprDeleteRequest,
+    Property,
+    PropertyCreate,
+    PropertyGroup,
+    PropertyGroupCreate,
     SearchRequest,
     SearchResponse,
     decode_association_batch,
     decode_batch,
     decode_collection,
     decode_object,
+    decode_property,
+    decode_property_group,
     decode_search,
     encode,
 )
@@ -53,12 +65,10 @@ from service.hubspot.pacing import Clock
 from service.hubspot.session import CORRELATION_HEADER, Params, Session
 from service.hubspot.wire import CALL_TO_CONTACT, association_pair, check_batch, object_ids
 
-if TYPE_CHECKING:
-    from service.config import Settings
-
 CALLS: Final = "/crm/v3/objects/calls"
 CONTACTS: Final = "/crm/v3/objects/contacts"
 CALL_CONTACT_ASSOCIATIONS: Final = "/crm/v4/associations/calls/contacts/batch/create"
+PROPERTIES: Final = "/crm/v3/properties"
 
 
 def _query(
@@ -123,28 +133,6 @@ class HubSpotClient:
             rate=rate,
             search_rate=search_rate,
             timeout_s=timeout_s,
-            transport=transport,
-            deadline_s=deadline_s,
-            clock=clock,
-        )
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        deadline_s: float = 60.0,
-        clock: Clock = time.monotonic,
-    ) -> HubSpotClient:
-        """A client for ``CALLBRIDGE_HUBSPOT_URL``/``_TOKEN``/``_RATE``/``_SEARCH_RATE``/
-        ``_TIMEOUT_S``."""
-        return cls(
-            settings.hubspot_url,
-            settings.hubspot_token.get_secret_value(),
-            rate=settings.hubspot_rate,
-            search_rate=settings.hubspot_search_rate,
-            timeout_s=settings.hubspot_timeout_s,
             transport=transport,
             deadline_s=deadline_s,
             clock=clock,
@@ -344,6 +332,24 @@ class HubSpotClient:
         )
         return _batch(response)
 
+    async def batch_upsert_calls(self, inputs: Sequence[BatchUpsertInput]) -> CallBatchResponse:
+        """Create or update up to 100 calls by a unique property (``batchUpsertCalls``).
+
+        Each input (:func:`wire.upsert_input`) names its ``id_property`` (a property with
+        unique values, e.g. ``callbridge_call_key``) and its value ``id``: the call holding
+        that value is updated, else one is created carrying it. Results say ``new``;
+        answer 200, or 207 with item errors (matched by ``objectWriteTraceId`` when every
+        input has one, else a failing input fails the whole batch: 400). Keyed by a unique
+        value, a repeat cannot create a second call, so this is retried like a read."""
+        check_batch(inputs)
+        response = await self._send(
+            "batchUpsertCalls",
+            "POST",
+            f"{CALLS}/batch/upsert",
+            body=BatchUpsertRequest(inputs=list(inputs)),
+        )
+        return _batch(response)
+
     async def batch_update_calls(self, inputs: Sequence[BatchUpdateInput]) -> CallBatchResponse:
         """Update up to 100 calls (``batchUpdateCalls``); item errors name ``context.ids``."""
         check_batch(inputs)
@@ -438,6 +444,78 @@ class HubSpotClient:
             retry_unknown=retry_unknown,
         )
         return decode_object(response.content)
+
+    async def list_contacts(
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        properties: Sequence[str] = (),
+        archived: bool = False,
+    ) -> CollectionResponse:
+        """One page of contacts (``GET /crm/v3/objects/contacts``, at most 100); not a
+        search, so it spends only the general budget. ``.after`` is the next cursor."""
+        params = _query(limit=limit, after=after, properties=properties, archived=archived)
+        response = await self._send("listContacts", "GET", CONTACTS, params=params)
+        return decode_collection(response.content)
+
+    async def batch_create_contacts(
+        self, inputs: Sequence[CallCreateInput], *, retry_unknown: bool = False
+    ) -> CallBatchResponse:
+        """Create up to 100 contacts (``batchCreateContacts``); give every input an
+        ``object_write_trace_id`` to match a 207's item errors. Raises
+        :class:`HubSpotUnknownOutcome` when the outcome is unknown, unless ``retry_unknown``."""
+        check_batch(inputs)
+        response = await self._send(
+            "batchCreateContacts",
+            "POST",
+            f"{CONTACTS}/batch/create",
+            body=BatchCreateRequest(inputs=list(inputs)),
+            idempotent=False,
+            retry_unknown=retry_unknown,
+        )
+        return _batch(response)
+
+    # --- Properties -------------------------------------------------------------------
+
+    async def get_property(self, object_type: str, name: str) -> Property:
+        """One property definition; raises :class:`HubSpotNotFound` if there is none."""
+        response = await self._send(
+            "getProperty", "GET", f"{PROPERTIES}/{_id(object_type)}/{_id(name)}"
+        )
+        return decode_property(response.content)
+
+    async def create_property(self, object_type: str, definition: PropertyCreate) -> Property:
+        """Define a custom property; raises :class:`HubSpotConflict` (409) if the name is
+        taken. Repeating it is harmless (the repeat is a 409), so it is retried."""
+        response = await self._send(
+            "createProperty", "POST", f"{PROPERTIES}/{_id(object_type)}", body=definition
+        )
+        return decode_property(response.content)
+
+    async def get_property_group(self, object_type: str, name: str) -> PropertyGroup:
+        """One property group; raises :class:`HubSpotNotFound` if there is none."""
+        response = await self._send(
+            "getPropertyGroup", "GET", f"{PROPERTIES}/{_id(object_type)}/groups/{_id(name)}"
+        )
+        return decode_property_group(response.content)
+
+    async def create_property_group(
+        self, object_type: str, group: PropertyGroupCreate
+    ) -> PropertyGroup:
+        """Define a property group; raises :class:`HubSpotConflict` (409) if it exists."""
+        response = await self._send(
+            "createPropertyGroup", "POST", f"{PROPERTIES}/{_id(object_type)}/groups", body=group
+        )
+        return decode_property_group(response.content)
+
+    async def get_call_property(self, name: str) -> Property:
+        """One call property definition (:meth:`get_property` for ``calls``)."""
+        return await self.get_property("calls", name)
+
+    async def create_call_property(self, definition: PropertyCreate) -> Property:
+        """Define a custom call property (:meth:`create_property` for ``calls``)."""
+        return await self.create_property("calls", definition)
 
     # --- Associations (v4) ------------------------------------------------------------
 

@@ -100,6 +100,46 @@ class BatchCreateRequest(_Request):
     inputs: list[CallCreateInput]
 
 
+class BatchUpsertInput(_Request):
+    """One input of ``batch/upsert``: the record whose unique ``id_property`` has the value
+    ``id`` is updated with ``properties``, or created with them (and that value)."""
+
+    id: str
+    properties: dict[str, str]
+    id_property: str
+    object_write_trace_id: str | None = None
+
+
+class BatchUpsertRequest(_Request):
+    inputs: list[BatchUpsertInput]
+
+
+class PropertyCreate(_Request):
+    """A custom property definition (``POST /crm/v3/properties/{objectType}``).
+
+    ``has_unique_value`` makes HubSpot refuse a second record with the same value and
+    lets the property serve as ``idProperty``; it can only be set when the property is
+    created, on ``string`` or ``number`` properties, at most 10 per object type.
+    """
+
+    name: str
+    label: str
+    group_name: str
+    type: str = "string"
+    field_type: str = "text"
+    description: str | None = None
+    has_unique_value: bool = False
+    form_field: bool | None = None
+
+
+class PropertyGroupCreate(_Request):
+    """A property group (``POST /crm/v3/properties/{objectType}/groups``)."""
+
+    name: str
+    label: str
+    display_order: int = -1
+
+
 class BatchUpdateRequest(_Request):
     inputs: list[BatchUpdateInput]
 
@@ -218,6 +258,8 @@ class CrmObject(_Response):
     archived_at: str | None = None
     object_write_trace_id: str | None = None
     associations: dict[str, AssociatedObjects] | None = None
+    #: ``batch/upsert`` results only: whether the record was created (else updated)
+    new: bool | None = None
 
 
 Call = CrmObject
@@ -255,6 +297,28 @@ class SearchResponse(_Response):
     @property
     def after(self) -> str | None:
         return self.paging.next.after if self.paging and self.paging.next else None
+
+
+class Property(_Response):
+    """A property definition as HubSpot answers it."""
+
+    name: str
+    label: str = ""
+    type: str = ""
+    field_type: str = ""
+    group_name: str = ""
+    description: str = ""
+    has_unique_value: bool = False
+    hidden: bool = False
+    calculated: bool = False
+    archived: bool = False
+
+
+class PropertyGroup(_Response):
+    name: str
+    label: str = ""
+    display_order: int = -1
+    archived: bool = False
 
 
 class ErrorDetail(_Response):
@@ -345,6 +409,8 @@ _search_decoder: Final = msgspec.json.Decoder(SearchResponse)
 _batch_decoder: Final = msgspec.json.Decoder(CallBatchResponse)
 _association_batch_decoder: Final = msgspec.json.Decoder(AssociationBatchResponse)
 _error_decoder: Final = msgspec.json.Decoder(ErrorBody)
+_property_decoder: Final = msgspec.json.Decoder(Property)
+_group_decoder: Final = msgspec.json.Decoder(PropertyGroup)
 
 
 def decode_object(raw: bytes) -> CrmObject:
@@ -373,6 +439,14 @@ def decode_association_batch(raw: bytes, http_status: int = 0) -> AssociationBat
     out = _association_batch_decoder.decode(raw) if raw else AssociationBatchResponse()
     out.http_status = http_status
     return out
+
+
+def decode_property(raw: bytes) -> Property:
+    return _property_decoder.decode(raw)
+
+
+def decode_property_group(raw: bytes) -> PropertyGroup:
+    return _group_decoder.decode(raw)
 
 
 def decode_error(raw: bytes) -> ErrorBody:

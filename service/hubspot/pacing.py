@@ -23,6 +23,8 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 
+#: the monotonic time source pacing measures windows by (the client package stands alone:
+#: the same shape as ``service.clock.Now``, not an import of it)
 Clock = Callable[[], float]
 
 

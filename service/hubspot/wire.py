@@ -15,14 +15,25 @@ pass the ids alongside the trace ids so those map back too.
 - :class:`Retry`: not settled (a rate limit, a server error, or the answer does not
   mention this input at all): send it again.
 
-Imports no httpx, asyncio or clock: the writer's tests and this module's own run on
-plain values.
+Unique-value conflicts (:func:`unique_conflict`): a create or update that would give a
+second record a value of a property with unique values is refused by HubSpot with 400
+``VALIDATION_ERROR`` and the message ``Cannot set PropertyValueCoordinates{portalId=…,
+objectTypeId=…, propertyName=<p>, value=<v>} on <id being written>. <holder id> already
+has that value.`` — a whole-request error, or a 207 item error of a traced batch. For
+an idempotent create keyed by a unique property that means "it exists already: read it
+by key". :func:`outcomes` still reads such an item as :class:`Dead`; ask
+:func:`conflicts_by_trace` first.
+
+Imports no httpx, asyncio or clock, and nothing of callbridge's event model: HubSpot's
+own constants (association type ids) live here; the writer's tests and this module's
+own run on plain values.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 
@@ -33,6 +44,7 @@ from service.hubspot.models import (
     AssociationSpec,
     BatchResponse,
     BatchUpdateInput,
+    BatchUpsertInput,
     CallCreateInput,
     CrmObject,
     ErrorBody,
@@ -41,10 +53,16 @@ from service.hubspot.models import (
     decode_batch,
     decode_error,
 )
-from service.model import ASSOCIATION_TYPE_IDS
 
 MAX_BATCH: Final = 100
-CALL_TO_CONTACT: Final = ASSOCIATION_TYPE_IDS["contacts"]
+#: HubSpot's default (``HUBSPOT_DEFINED``) association type ids from a call to an object
+CALL_ASSOCIATION_TYPE_IDS: Final[Mapping[str, int]] = {
+    "contacts": 194,
+    "companies": 182,
+    "deals": 206,
+    "tickets": 220,
+}
+CALL_TO_CONTACT: Final = CALL_ASSOCIATION_TYPE_IDS["contacts"]
 
 #: item-error categories that a later attempt may get through.
 RETRYABLE_CATEGORIES: Final = frozenset(
@@ -122,11 +140,16 @@ def create_input(
     *,
     trace_id: str | None = None,
     associations: Mapping[str, Iterable[str]] | None = None,
+    type_ids: Mapping[str, int] = CALL_ASSOCIATION_TYPE_IDS,
 ) -> CallCreateInput:
     """A call create input; ``associations`` maps an object type (``contacts``,
-    ``companies``, ``deals``, ``tickets``) to ids, associated with HubSpot's default type."""
+    ``companies``, ``deals``, ``tickets``) to ids, associated with the type ``type_ids``
+    gives (default: HubSpot's default call association types)."""
+    unknown = set(associations or {}) - set(type_ids)
+    if unknown:
+        raise ValueError(f"no association type id for {', '.join(sorted(unknown))}")
     assoc = [
-        association(to_id, ASSOCIATION_TYPE_IDS[object_type])
+        association(to_id, type_ids[object_type])
         for object_type, ids in (associations or {}).items()
         for to_id in ids
     ]
@@ -140,6 +163,23 @@ def update_input(
 ) -> BatchUpdateInput:
     """A batch update input for the call ``id``."""
     return BatchUpdateInput(id=id, properties=dict(properties), object_write_trace_id=trace_id)
+
+
+def upsert_input(
+    key: str,
+    properties: Mapping[str, str],
+    *,
+    id_property: str,
+    trace_id: str | None = None,
+) -> BatchUpsertInput:
+    """A ``batch/upsert`` input: the call whose unique ``id_property`` is ``key`` gets
+    ``properties``, created (with ``id_property = key``) if there is none."""
+    return BatchUpsertInput(
+        id=key,
+        properties=dict(properties),
+        id_property=id_property,
+        object_write_trace_id=trace_id,
+    )
 
 
 def object_ids(ids: Iterable[str]) -> list[ObjectId]:
@@ -229,6 +269,85 @@ def outcomes(
     for trace in trace_ids:
         result.setdefault(trace, Retry())
     return result
+
+
+# --- unique-value conflicts -----------------------------------------------------------
+
+
+class UniqueConflict(msgspec.Struct, frozen=True):
+    """A write HubSpot refused because another record holds a unique value.
+
+    ``existing_id`` is the record holding it (the one to read or update). ``property``
+    and ``value`` are the unique property and the contested value, when the message
+    names them (HubSpot's "Cannot set PropertyValueCoordinates{...}" does; a contact's
+    409 "Contact already exists. Existing ID: …" does not). ``object_id`` is the id the
+    refused write had (for a create, one HubSpot allocated and dropped): never use it.
+    """
+
+    existing_id: str
+    property: str | None = None
+    value: str | None = None
+    object_id: str | None = None
+
+
+_COORDINATES: Final = re.compile(
+    r"Cannot set PropertyValueCoordinates\{(?P<coords>.*)\} on (?P<object>\d+)\. "
+    r"(?P<holder>\d+) already has that value",
+    re.DOTALL,
+)
+_PROPERTY_VALUE: Final = re.compile(
+    r"propertyName=(?P<prop>[^,}]*), value=(?P<value>.*)$", re.DOTALL
+)
+_EXISTING: Final = re.compile(r"already exists\. Existing ID: (?P<holder>\d+)")
+
+
+class HasMessage(Protocol):
+    """Anything with HubSpot's error ``message``: ``BatchError``, ``ErrorBody``,
+    ``HubSpotError``."""
+
+    @property
+    def message(self) -> str: ...
+
+
+def unique_conflict(error: HasMessage | str) -> UniqueConflict | None:
+    """The conflict ``error`` reports (an item error of a 207, a whole-request error body,
+    a :class:`~service.hubspot.errors.HubSpotError`, or a message), else None."""
+    message = error if isinstance(error, str) else error.message
+    found = _COORDINATES.search(message)
+    if found is not None:
+        pv = _PROPERTY_VALUE.search(found["coords"])
+        return UniqueConflict(
+            existing_id=found["holder"],
+            property=pv["prop"] if pv else None,
+            value=pv["value"] if pv else None,
+            object_id=found["object"],
+        )
+    existing = _EXISTING.search(message)
+    if existing is not None:
+        return UniqueConflict(existing_id=existing["holder"])
+    return None
+
+
+def is_unique_conflict(error: HasMessage | str, property: str | None = None) -> bool:
+    """Whether ``error`` is a unique-value conflict (on ``property``, when given)."""
+    found = unique_conflict(error)
+    return found is not None and (property is None or found.property == property)
+
+
+def conflicts_by_trace(
+    batch: BatchResponse[CrmObject], trace_ids: Sequence[str]
+) -> dict[str, UniqueConflict]:
+    """The inputs of a traced batch that a 207 refused for a unique value, by trace id."""
+    known = set(trace_ids)
+    out: dict[str, UniqueConflict] = {}
+    for error in batch.errors:
+        found = unique_conflict(error)
+        if found is None:
+            continue
+        for trace in error.context.get("objectWriteTraceId", ()):
+            if trace in known:
+                out.setdefault(trace, found)
+    return out
 
 
 def _error_of(body: bytes | BatchResponse[CrmObject]) -> ErrorBody:

@@ -13,8 +13,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from service.config import Settings
+from service.deadletter import Failure, dlq_headers
 from service.dlq.cli import app
-from service.dlq.format import Failure, dlq_headers
 from service.model import CallEvent, encode_event
 from tests.fixtures.kafka import KafkaEnv
 

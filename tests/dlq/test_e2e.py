@@ -16,9 +16,9 @@ from aiokafka.errors import KafkaError
 import handlers.generic as generic
 from handlers import NormalizeOptions, WebhookRequest
 from service.config import Settings
+from service.deadletter import parse
 from service.dlq import ops
 from service.dlq.filters import Filters
-from service.dlq.format import parse
 from service.dlq.replay import replay
 from service.model import CallEvent
 from tests.dlq.helpers import cli, kafka_args, records, replay_args

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.dlq.checkpoint import Checkpoint, Coverage, Pending, advance, group_for
-from service.dlq.filters import BadFilter, Filters, parse_when
-from service.dlq.format import (
+from service.deadletter import (
     ATTEMPT,
     PARKED_AT,
     PARKED_FROM,
@@ -25,6 +23,8 @@ from service.dlq.format import (
     parse,
     replay_headers_from,
 )
+from service.dlq.checkpoint import Checkpoint, Coverage, Pending, advance, group_for
+from service.dlq.filters import BadFilter, Filters, parse_when
 from service.dlq.move import target_partition
 from service.dlq.replay import Pacer
 
@@ -277,7 +277,7 @@ def test_target_partition_is_the_default_partitioners() -> None:
 def test_pure_modules_import_no_io() -> None:
     """The record format, filters and cursors import no asyncio, aiokafka or HTTP."""
     code = (
-        "import sys; import service.dlq.format, service.dlq.filters, service.dlq.checkpoint; "
+        "import sys; import service.deadletter, service.dlq.filters, service.dlq.checkpoint; "
         "print(sorted(m for m in ('asyncio','aiokafka','httpx','starlette') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

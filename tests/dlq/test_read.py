@@ -10,9 +10,9 @@ from datetime import timedelta
 import orjson
 from prometheus_client import REGISTRY
 
+from service.deadletter import parse
 from service.dlq import ops
 from service.dlq.filters import Filters
-from service.dlq.format import parse
 from service.dlq.metrics import refresh_metrics
 from service.dlq.replay import replay
 from tests.dlq.helpers import NOW, Spec, cli, event_value, kafka_args, put_dead_letters, put_raw

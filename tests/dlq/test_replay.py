@@ -18,9 +18,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from service.config import Settings
-from service.dlq.checkpoint import Pending, advance, group_for
-from service.dlq.filters import Filters
-from service.dlq.format import (
+from service.deadletter import (
     ATTEMPT,
     PARKED_AT,
     PARKED_FROM,
@@ -29,6 +27,8 @@ from service.dlq.format import (
     header_map,
     replay_headers_from,
 )
+from service.dlq.checkpoint import Pending, advance, group_for
+from service.dlq.filters import Filters
 from service.dlq.kafkaio import Cursor, KafkaLink
 from service.dlq.move import target_partition
 from service.dlq.ops import stats

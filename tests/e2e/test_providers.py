@@ -212,3 +212,40 @@ async def test_malformed_json_is_400_and_produces_nothing(
     # aircall's token lives in the body: an unreadable body cannot be authenticated
     assert response.status_code == (401 if provider == "aircall" else 400), response.text
     assert await kafka.records(kafka.settings.topic_events) == []
+
+
+async def test_every_provider_accepts_each_of_its_rotated_secrets(
+    pipeline_settings, kafka: KafkaEnv
+) -> None:
+    """A provider's secret setting holding "old,new" (rotation): requests signed with either
+    are accepted by the real ingress, one signed with neither is refused."""
+    from pydantic import SecretStr
+
+    from service.config import PROVIDER_SECRETS
+
+    rotated = {p: (f"old-{p}-secret", SECRETS[p]) for p in PROVIDERS}
+    settings = pipeline_settings.model_copy(
+        update={PROVIDER_SECRETS[p]: SecretStr(",".join(pair)) for p, pair in rotated.items()}
+    )
+    clock = Clock()
+    accepted = 0
+    async with serve_ingress(settings, clock) as url, httpx.AsyncClient() as client:
+        for provider in PROVIDERS:
+            fx = first_event_fixture(provider)
+            clock.now = fx.now
+            for n, secret in enumerate([*rotated[provider], "neither-of-them"]):
+                signed = sign_fixture(
+                    provider,
+                    fx.name,
+                    secret,
+                    f"{url}/webhooks/{provider}",
+                    fx.now,
+                    jti=f"rotation-{n}",
+                )
+                response = await client.post(
+                    signed.url, headers=signed.headers, content=signed.body
+                )
+                expected = 401 if secret == "neither-of-them" else 202
+                assert response.status_code == expected, (provider, n, response.text)
+                accepted += fx.events if expected == 202 else 0
+    assert len(await kafka.records(kafka.settings.topic_events)) == accepted

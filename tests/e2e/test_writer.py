@@ -11,14 +11,15 @@ from typing import Any
 
 import httpx
 import orjson
-from prometheus_client import generate_latest
 
 import handlers.generic as generic
 from handlers import NormalizeOptions, WebhookRequest
-from service.dlq.format import parse as parse_dlq
+from service.deadletter import parse as parse_dlq
+from service.dlq.exporter import Exporter
 from service.localkafka import free_port
 from service.model import CallEvent
 from service.runtime import make_server
+from service.writer.records import decode_record
 from tests.e2e.helpers import all_calls
 from tests.e2e.kafkaio import produce_events
 from tests.fixtures.kafka import KafkaEnv
@@ -205,7 +206,8 @@ async def test_later_events_update_the_record_created_earlier(
 async def test_rejected_items_go_to_the_dlq_and_the_rest_is_written(
     kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
 ) -> None:
-    """REJECT-ME items of a 207 → calls.dlq with the contract headers; others written; offsets committed."""
+    """REJECT-ME items of a 207 → calls.dlq with the contract headers; others written; offsets
+    committed; the DLQ exporter (the one place the DLQ gauges are computed) shows them."""
     sandbox.faults(reject={"property": "hs_call_title", "value": "REJECT-ME"})
     events = [
         event(
@@ -214,20 +216,25 @@ async def test_rejected_items_go_to_the_dlq_and_the_rest_is_written(
         for i in range(50)
     ]
     await produce_events(kafka.settings, events)
-    handle = await start_writer(
-        pipeline_settings.model_copy(update={"dlq_metrics_interval_s": 0.5})
-    )
+    handle = await start_writer()
 
     async def settled() -> bool:
         return sum((await committed_offsets(kafka, pipeline_settings.writer_group)).values()) == 50
 
-    async def gauge_shows_them() -> bool:  # the writer publishes the DLQ depth on /metrics
-        text = generate_latest().decode()
-        return 'callbridge_dlq_depth{category="VALIDATION_ERROR"} 5.0' in text
-
     await wait_until(settled)
-    await wait_until(gauge_shows_them, timeout_s=30)
     await handle.stop()
+    exporter = Exporter(pipeline_settings.model_copy(update={"dlq_metrics_interval_s": 1}))
+    refresher = asyncio.create_task(exporter.refresh_forever())
+    transport = httpx.ASGITransport(app=exporter.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://exporter") as web:
+
+        async def gauge_shows_them() -> bool:
+            text = (await web.get("/metrics")).text
+            return 'callbridge_dlq_depth{category="VALIDATION_ERROR"} 5.0' in text
+
+        await wait_until(gauge_shows_them, timeout_s=30)
+        assert (await web.get("/readyz")).status_code == 200
+    refresher.cancel()
     calls = all_calls(sandbox, PROPS)
     assert sorted(c["properties"]["hs_call_external_id"] for c in calls) == sorted(
         f"generic:c{i}" for i in range(50) if i % 10
@@ -262,7 +269,13 @@ async def test_5xx_and_429_storms_write_everything_and_dead_letter_nothing(
     kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
 ) -> None:
     """With 30 % 503s and 429 bursts injected, every call is written once and the DLQ stays empty."""
-    sandbox.faults(error_rate=0.3, error_status=503, rate_limit_burst=5, seed=11)
+    sandbox.faults(
+        error_rate=0.3,
+        error_status=503,
+        rate_limit_burst=5,
+        seed=11,
+        operations=["batchCreateCalls", "batchUpdateCalls", "searchContacts"],
+    )
     events = [event(i, "call.ended", timedelta(minutes=i)) for i in range(300)]
     await produce_events(kafka.settings, events)
     await start_writer()
@@ -461,16 +474,17 @@ async def test_a_second_writer_joining_rebalances_without_loss_or_duplicates(
     assert await kafka.records(kafka.settings.topic_dlq) == []
 
 
-async def test_forgotten_old_calls_are_found_in_hubspot_not_created_again(
+async def test_a_late_event_of_a_call_past_retention_updates_its_one_record(
     kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
 ) -> None:
-    """Past the ids retention a call's record is dropped (memory stays bounded) and tombstoned;
-    a late event of that old call is searched in HubSpot and updates it: still one record."""
+    """Past the ids retention a call's record is compacted to its HubSpot id, status and
+    start (memory and topic stay small); a late event with a *fresh* timestamp (Aircall's
+    call.tagged, generic call.updated) still updates that one record, with no search."""
     settings = pipeline_settings.model_copy(
         update={"writer_ids_retention_days": 2e-5, "writer_session_timeout_ms": 6000}  # ~1.7 s
     )
     first = await start_writer(settings)
-    await produce_events(kafka.settings, [event(5, "call.answered", timedelta())])
+    await produce_events(kafka.settings, [event(5, "call.ended", timedelta(), duration_ms=30_000)])
 
     async def created() -> bool:
         return sandbox.stats()["records"]["calls"] == 1
@@ -479,19 +493,22 @@ async def test_forgotten_old_calls_are_found_in_hubspot_not_created_again(
     await first.stop()
     await asyncio.sleep(2.5)  # the record is now older than the retention
     second = await start_writer(settings)
-    await produce_events(
-        kafka.settings, [event(5, "call.ended", timedelta(seconds=40), duration_ms=40_000)]
-    )
+    late = event(5, "call.updated", datetime.now(UTC) - T0, title="tagged later")
+    await produce_events(kafka.settings, [late])
 
     async def updated() -> bool:
-        calls = all_calls(sandbox, PROPS)
-        return len(calls) == 1 and calls[0]["properties"].get("hs_call_duration") == "40000"
+        calls = all_calls(sandbox, PROPS + ["hs_call_title"])
+        return len(calls) == 1 and calls[0]["properties"].get("hs_call_title") == "tagged later"
 
     await wait_until(updated)
     assert second.writer.store is not None
-    assert len(all_calls(sandbox, PROPS)) == 1
+    [call] = all_calls(sandbox, PROPS)
+    assert call["properties"]["hs_call_status"] == "COMPLETED"
     stats = sandbox.stats()
     assert sum(stats["batch_inputs"]["batchCreateCalls"]) == 1
-    assert stats_sum(stats, "searchCalls") >= 1
-    ids = await kafka.records(kafka.settings.topic_ids)
-    assert any(r.key == b"generic:c5" and r.value is None for r in ids)  # tombstoned
+    assert stats_sum(stats, "searchCalls") == 0
+    ids = [r for r in await kafka.records(kafka.settings.topic_ids) if r.key == b"generic:c5"]
+    records = [(r, decode_record(r.value)) for r in ids if r.value]
+    compacted = [(r, rec) for r, rec in records if rec.hubspot_id and rec.events == ()]
+    assert compacted and compacted[0][1].hubspot_id == call["id"]
+    assert compacted[0][1].status == "COMPLETED" and len(compacted[0][0].value) < 200

@@ -60,6 +60,13 @@ def _t(iso: str) -> float:
     return parse_time(iso).timestamp()
 
 
+def _dp(name: str) -> float:
+    """A fresh ``now`` for a Dialpad fixture: its signed ``event_timestamp`` (Dialpad's
+    replay window, 1 h, is measured from it)."""
+    payload = orjson.loads((FIXTURES_DIR / "dialpad" / f"{name}.json").read_bytes())
+    return float(payload["event_timestamp"]) / 1000
+
+
 TW_OUT = "twilio:CA5f0e6a2b9c1d4e3f8a7b6c5d4e3f2a1b"
 AC_IN = "aircall:812345678"
 ZM_OUT = "zoom:7236018743962338571"
@@ -135,16 +142,21 @@ FIXTURES: tuple[Fixture, ...] = (
     Fixture("vonage", "unanswered_inbound", "vonage:bbbbbbbb-cccc-dddd-eeee-0123456789ab"),
     Fixture("vonage", "transfer", None, events=0),
     # Dialpad: an inbound call's states, a missed call with voicemail, an unanswered outbound.
-    Fixture("dialpad", "calling", DP_IN),
-    Fixture("dialpad", "ringing", DP_IN),
-    Fixture("dialpad", "connected", DP_IN),
-    Fixture("dialpad", "hangup", DP_IN),
-    Fixture("dialpad", "recording", DP_IN),
-    Fixture("dialpad", "transcription", DP_IN),
-    Fixture("dialpad", "missed", DP_MISSED),
-    Fixture("dialpad", "voicemail", DP_MISSED),
-    Fixture("dialpad", "outbound_hangup_unanswered", "dialpad:5871190391150000"),
-    Fixture("dialpad", "queued", None, events=0),
+    Fixture("dialpad", "calling", DP_IN, _dp("calling")),
+    Fixture("dialpad", "ringing", DP_IN, _dp("ringing")),
+    Fixture("dialpad", "connected", DP_IN, _dp("connected")),
+    Fixture("dialpad", "hangup", DP_IN, _dp("hangup")),
+    Fixture("dialpad", "recording", DP_IN, _dp("recording")),
+    Fixture("dialpad", "transcription", DP_IN, _dp("transcription")),
+    Fixture("dialpad", "missed", DP_MISSED, _dp("missed")),
+    Fixture("dialpad", "voicemail", DP_MISSED, _dp("voicemail")),
+    Fixture(
+        "dialpad",
+        "outbound_hangup_unanswered",
+        "dialpad:5871190391150000",
+        _dp("outbound_hangup_unanswered"),
+    ),
+    Fixture("dialpad", "queued", None, _dp("queued"), events=0),
 )
 BY_ID: dict[str, Fixture] = {f.id: f for f in FIXTURES}
 
@@ -217,7 +229,13 @@ def sign_fixture(
             },
             raw.strip(),
         )
-    target = _with_query(url, query)
+    if provider == "vonage" and query.startswith("uuid="):
+        # the record action's eventUrl as vonage.record_url builds it (uuid_sig binds the
+        # call uuid to the recording's conversation)
+        conversation = orjson.loads(raw)["conversation_uuid"]
+        target = vonage.record_url(url, secret, query.removeprefix("uuid="), conversation)
+    else:
+        target = _with_query(url, query)
     if provider == "aircall":
         payload = orjson.loads(raw)
         payload["token"] = secret

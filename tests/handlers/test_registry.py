@@ -23,7 +23,8 @@ def test_every_configured_provider_has_a_registered_handler() -> None:
 
 @pytest.mark.parametrize("path", sorted(HANDLERS_DIR.glob("*.py")), ids=lambda p: p.name)
 def test_handler_modules_do_no_io_and_read_no_clock(path: Path) -> None:
-    """Handler modules import no async/network library and never read the time themselves."""
+    """Handler modules import no async/network library, never read the time themselves and
+    never import service/ (dependencies point one way)."""
     tree = ast.parse(path.read_text())
     imported: set[str] = set()
     for node in ast.walk(tree):
@@ -32,6 +33,7 @@ def test_handler_modules_do_no_io_and_read_no_clock(path: Path) -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & FORBIDDEN_IMPORTS
+    assert "service" not in imported  # handlers own the event model: service → handlers only
     source = path.read_text()
     assert "datetime.now(" not in source and "utcnow(" not in source
 

@@ -221,10 +221,14 @@ def test_twilio_json_body_with_stale_timestamp_is_refused() -> None:
         verify(signed(fx), "twilio", fx.now + twilio.TOLERANCE_S + 1)
 
 
-def test_twilio_callback_without_timestamp_has_no_window() -> None:
-    """Recording callbacks carry no ``Timestamp``: only the signature is checked."""
+def test_twilio_recording_callback_has_a_window() -> None:
+    """Recording callbacks carry no ``Timestamp``: RecordingStartTime + RecordingDuration
+    (when the recording ended) is held to the 15 min window instead."""
     fx = fixture("twilio", "recording_completed")
-    verify(signed(fx), "twilio", fx.now + 30 * 86400)
+    verify(signed(fx), "twilio", fx.now)
+    for later in (twilio.TOLERANCE_S + 60, 30 * 86400):
+        with pytest.raises(InvalidSignature, match="window"):
+            verify(signed(fx), "twilio", fx.now + later)
 
 
 # --- Aircall -----------------------------------------------------------------------------------
@@ -421,11 +425,33 @@ def test_dialpad_plain_json_body_is_refused() -> None:
 
 def test_dialpad_expired_jwt_is_refused() -> None:
     """An ``exp`` claim, when Dialpad sends one, is honoured against ``now``."""
-    token = dialpad.sign(SECRET, {"call_id": 1, "state": "hangup", "exp": 1000})
-    request = WebhookRequest("POST", URL, {}, token)
-    verify(request, "dialpad", 999)
+    exp = 1_772_557_300
+    payload = {"call_id": 1, "state": "hangup", "exp": exp, "event_timestamp": 1_772_557_200_000}
+    request = WebhookRequest("POST", URL, {}, dialpad.sign(SECRET, payload))
+    verify(request, "dialpad", exp - 1)
     with pytest.raises(InvalidSignature, match="expired"):
-        verify(request, "dialpad", 1001)
+        verify(request, "dialpad", exp + 1)
+
+
+def test_dialpad_replay_window_is_the_signed_event_time() -> None:
+    """Dialpad documents no iat/exp: a JWT whose signed event_timestamp is more than an
+    hour from now is refused, and one carrying no time at all is refused."""
+    sent = 1_772_557_200_120
+    request = WebhookRequest(
+        "POST",
+        URL,
+        {},
+        dialpad.sign(SECRET, {"call_id": 1, "state": "hangup", "event_timestamp": sent}),
+    )
+    verify(request, "dialpad", sent / 1000 + dialpad.TOLERANCE_S - 1)
+    for now in (sent / 1000 + dialpad.TOLERANCE_S + 1, sent / 1000 - dialpad.TOLERANCE_S - 1):
+        with pytest.raises(InvalidSignature, match="window"):
+            verify(request, "dialpad", now)
+    timeless = WebhookRequest(
+        "POST", URL, {}, dialpad.sign(SECRET, {"call_id": 1, "state": "hangup"})
+    )
+    with pytest.raises(InvalidSignature, match="neither iat nor event_timestamp"):
+        verify(timeless, "dialpad", sent / 1000)
 
 
 def test_dialpad_alg_none_is_refused() -> None:

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from service.hubspot import HubSpotClient
-from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.sandbox import InProcessSandbox, SandboxHandle
+
+__all__ = ["InProcessSandbox"]
 
 TS = "2026-03-03T15:04:05.000Z"
 

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from service.config import Settings
 from service.hubspot import HubSpotAuthError, HubSpotClient, HubSpotNotFound, session
+from service.wiring import hubspot_client
 from tests.fixtures.sandbox import SandboxHandle
 from tests.hubspot.conftest import call_props
 
@@ -85,15 +86,15 @@ async def test_metrics_count_requests_latency_and_budget(
     assert REGISTRY.get_sample_value("callbridge_hubspot_budget_remaining") is not None
 
 
-async def test_client_from_settings(sandbox: SandboxHandle) -> None:
-    """HubSpotClient.from_settings uses the CALLBRIDGE_HUBSPOT_* settings."""
+async def test_wiring_builds_the_client_from_settings(sandbox: SandboxHandle) -> None:
+    """service.wiring.hubspot_client uses the CALLBRIDGE_HUBSPOT_* settings."""
     settings = Settings(
         hubspot_url=sandbox.url,
         hubspot_token=SecretStr(sandbox.token),
         hubspot_rate=42,
         hubspot_search_rate=3,
     )
-    async with HubSpotClient.from_settings(settings) as hs:
+    async with hubspot_client(settings) as hs:
         assert hs.session.budget.configured_limit == 42
         assert hs.session.search_budget.configured_limit == 3
         page = await hs.list_calls()

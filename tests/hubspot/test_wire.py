@@ -247,3 +247,85 @@ def test_bytes_and_decoded_bodies_agree() -> None:
     )
     raw = msgspec.json.encode(batch)
     assert outcomes(207, raw, ["x", "y"]) == outcomes(207, batch, ["x", "y"])
+
+
+# --- unique-value conflicts (HubSpot's messages, verbatim shapes) ---------------------
+
+CALL_CONFLICT = (
+    "Cannot set PropertyValueCoordinates{portalId=44956899, objectTypeId=ObjectTypeId{"
+    "legacyObjectType=CALL}, propertyName=callbridge_call_key, value=twilio:CA1} on "
+    "552148386511. 552239500007 already has that value."
+)
+
+
+def test_unique_conflict_reads_hubspots_message() -> None:
+    """The holder, property and value come out of HubSpot's 400 message; not the burnt id."""
+    found = wire.unique_conflict(ErrorBody(message=CALL_CONFLICT, category="VALIDATION_ERROR"))
+    assert found == wire.UniqueConflict(
+        existing_id="552239500007",
+        property="callbridge_call_key",
+        value="twilio:CA1",
+        object_id="552148386511",
+    )
+    assert wire.is_unique_conflict(CALL_CONFLICT, "callbridge_call_key")
+    assert not wire.is_unique_conflict(CALL_CONFLICT, "hs_call_external_id")
+
+
+def test_unique_conflict_other_shapes_and_non_conflicts() -> None:
+    """Older coordinates, values with commas, the contact 409, and unrelated errors."""
+    old = (
+        "Cannot set PropertyValueCoordinates{objectType=COMPANY, propertyName=id_hotel, "
+        "value=ChIJ123} on 48328838322. 51090765207 already has that value."
+    )
+    assert wire.unique_conflict(old) == wire.UniqueConflict(
+        "51090765207", "id_hotel", "ChIJ123", "48328838322"
+    )
+    odd = CALL_CONFLICT.replace("value=twilio:CA1}", "value=a, b} on {x}")
+    found = wire.unique_conflict(odd)
+    assert found is not None and found.value == "a, b} on {x"
+    contact = wire.unique_conflict("Contact already exists. Existing ID: 37765128953")
+    assert contact == wire.UniqueConflict(existing_id="37765128953")
+    assert wire.unique_conflict("Property values were not valid: [...]") is None
+    assert wire.unique_conflict(BatchError(category="RATE_LIMITS", message="slow down")) is None
+
+
+def test_conflicts_by_trace_maps_207_items_to_inputs() -> None:
+    """Only conflict items count, and only for the batch's own trace ids."""
+    batch = CallBatchResponse(
+        errors=[
+            BatchError(
+                category="VALIDATION_ERROR",
+                message=CALL_CONFLICT,
+                context={"objectWriteTraceId": ["a", "stranger"]},
+            ),
+            BatchError(
+                category="VALIDATION_ERROR",
+                message="Property values were not valid",
+                context={"objectWriteTraceId": ["b"]},
+            ),
+        ],
+        http_status=207,
+    )
+    found = wire.conflicts_by_trace(batch, ["a", "b"])
+    assert list(found) == ["a"] and found["a"].existing_id == "552239500007"
+
+
+def test_upsert_input_payload_shape() -> None:
+    """An upsert input is {id, idProperty, properties, objectWriteTraceId} on the wire."""
+    body = wire.upsert_input("twilio:CA1", {"hs_call_title": "t"}, id_property="k", trace_id="x")
+    assert orjson.loads(encode(body)) == {
+        "id": "twilio:CA1",
+        "properties": {"hs_call_title": "t"},
+        "idProperty": "k",
+        "objectWriteTraceId": "x",
+    }
+
+
+def test_create_input_association_types_are_hubspots_own() -> None:
+    """Default call association types are HubSpot's; an unknown object type is refused."""
+    body = orjson.loads(encode(wire.create_input({"a": "b"}, associations={"deals": ["7"]})))
+    assert body["associations"][0]["types"][0]["associationTypeId"] == 206
+    with pytest.raises(ValueError, match="widgets"):
+        wire.create_input({"a": "b"}, associations={"widgets": ["1"]})
+    custom = wire.create_input({"a": "b"}, associations={"x": ["1"]}, type_ids={"x": 5})
+    assert custom.associations[0].types[0].association_type_id == 5

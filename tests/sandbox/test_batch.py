@@ -84,31 +84,50 @@ def test_reject_fault_is_per_item_with_trace_ids(sandbox: SandboxHandle, api: Ap
     assert api.batch_create(plain).status_code == 201
 
 
-def test_unique_property_conflicts(api: Api) -> None:
-    """hasUniqueValue: 409 CONFLICT on create/update; per item (with trace ids) in a batch."""
+def test_unique_property_conflicts(sandbox: SandboxHandle, api: Api) -> None:
+    """hasUniqueValue: HubSpot's 400 "... already has that value." on create/update (the
+    holder named); per item with trace ids in a batch, else the whole batch, nothing written."""
     api.define_unique()
     first = api.create_call(hs_call_external_id="twilio:CA1")
     r = api.post(
         "/crm/v3/objects/calls",
         {"properties": {"hs_timestamp": TS, "hs_call_external_id": "twilio:CA1"}},
     )
-    assert r.status_code == 409
-    assert r.json()["category"] == "CONFLICT"
-    assert r.json()["context"]["existingId"] == [first["id"]]
+    assert r.status_code == 400
+    body = r.json()
+    assert body["category"] == "VALIDATION_ERROR" and "context" not in body
+    burnt = int(first["id"]) + 1  # the create had allocated an id, as HubSpot's do
+    assert body["message"] == (
+        "Cannot set PropertyValueCoordinates{portalId=100000001, objectTypeId=ObjectTypeId{"
+        "legacyObjectType=CALL}, propertyName=hs_call_external_id, value=twilio:CA1} "
+        f"on {burnt}. {first['id']} already has that value."
+    )
     other = api.create_call(hs_call_external_id="twilio:CA2")
+    assert int(other["id"]) == burnt + 1  # ids never repeat: the burnt one stays a gap
     r = api.patch(
         f"/crm/v3/objects/calls/{other['id']}",
         {"properties": {"hs_call_external_id": "twilio:CA1"}},
     )
-    assert r.status_code == 409
+    assert r.status_code == 400
+    assert r.json()["message"].endswith(f"on {other['id']}. {first['id']} already has that value.")
     r = api.batch_create(
         [traced(1, hs_call_external_id="twilio:CA1"), traced(2, hs_call_external_id="twilio:CA3")]
     )
     assert r.status_code == 207
     err = r.json()["errors"][0]
-    assert err["category"] == "CONFLICT" and err["context"]["objectWriteTraceId"] == ["trace-1"]
-    r = api.batch_create([call_input(1, hs_call_external_id="twilio:CA1")])
-    assert r.status_code == 409
+    assert err["category"] == "VALIDATION_ERROR"
+    assert err["context"] == {"objectWriteTraceId": ["trace-1"]}
+    assert err["message"].endswith(f"{first['id']} already has that value.")
+    assert [x["objectWriteTraceId"] for x in r.json()["results"]] == ["trace-2"]
+    before = sandbox.stats()["records"]["calls"]
+    r = api.batch_create(
+        [
+            call_input(1, hs_call_external_id="twilio:CA4"),
+            call_input(2, hs_call_external_id="twilio:CA1"),
+        ]
+    )
+    assert r.status_code == 400 and "twilio:CA1" in r.json()["message"]
+    assert sandbox.stats()["records"]["calls"] == before  # untraced: nothing written
 
 
 def test_duplicate_unique_values_within_one_batch(api: Api) -> None:
@@ -119,6 +138,8 @@ def test_duplicate_unique_values_within_one_batch(api: Api) -> None:
     body = r.json()
     assert len(body["results"]) == 1
     assert body["errors"][0]["context"]["objectWriteTraceId"] == ["trace-2"]
+    holder = body["results"][0]["id"]
+    assert body["errors"][0]["message"].endswith(f". {holder} already has that value.")
 
 
 def test_archived_records_release_unique_values(api: Api) -> None:
@@ -264,7 +285,11 @@ def test_batch_upsert_by_unique_property(sandbox: SandboxHandle, api: Api) -> No
     assert results["k2"]["new"] is True
     assert sandbox.stats()["records"]["calls"] == 2
     bad = [{"idProperty": "hs_call_title", "id": "x", "properties": {}}]
-    assert api.post("/crm/v3/objects/calls/batch/upsert", {"inputs": bad}).status_code == 400
+    r = api.post("/crm/v3/objects/calls/batch/upsert", {"inputs": bad})
+    assert r.status_code == 400 and r.json()["category"] == "VALIDATION_ERROR"
+    assert r.json()["message"].startswith(
+        "Unable to perform update/upsert by non-unique 0-48 property hs_call_title"
+    )
     missing_ts = [
         {
             "idProperty": "hs_call_external_id",
@@ -275,3 +300,44 @@ def test_batch_upsert_by_unique_property(sandbox: SandboxHandle, api: Api) -> No
     ]
     r = api.post("/crm/v3/objects/calls/batch/upsert", {"inputs": missing_ts})
     assert r.status_code == 207 and r.json()["errors"][0]["context"]["objectWriteTraceId"] == ["t"]
+
+
+def test_batch_upsert_conflict_on_another_unique_property(sandbox: SandboxHandle, api: Api) -> None:
+    """Upsert by one key that would duplicate another unique value: per item when traced,
+    the whole batch when not (nothing written), or always whole with reject_whole_batch."""
+    api.define_unique()
+    api.define_unique("callbridge_call_key")
+    holder = api.create_call(hs_call_external_id="taken")
+
+    def item(key: str, ext: str, trace: str | None = None) -> dict[str, object]:
+        out: dict[str, object] = {
+            "idProperty": "callbridge_call_key",
+            "id": key,
+            "properties": {"hs_timestamp": TS, "hs_call_external_id": ext},
+        }
+        if trace:
+            out["objectWriteTraceId"] = trace
+        return out
+
+    r = api.post(
+        "/crm/v3/objects/calls/batch/upsert",
+        {"inputs": [item("a", "taken", "ta"), item("b", "free", "tb")]},
+    )
+    assert r.status_code == 207
+    err = r.json()["errors"][0]
+    assert err["context"] == {"objectWriteTraceId": ["ta"]}
+    assert err["message"].endswith(f"{holder['id']} already has that value.")
+    assert [x["properties"]["callbridge_call_key"] for x in r.json()["results"]] == ["b"]
+    before = sandbox.stats()["records"]["calls"]
+    r = api.post(
+        "/crm/v3/objects/calls/batch/upsert", {"inputs": [item("c", "free2"), item("d", "taken")]}
+    )
+    assert r.status_code == 400 and "already has that value" in r.json()["message"]
+    assert sandbox.stats()["records"]["calls"] == before
+    sandbox.faults(reject_whole_batch=True)
+    r = api.post(
+        "/crm/v3/objects/calls/batch/upsert",
+        {"inputs": [item("e", "free3", "te"), item("f", "taken", "tf")]},
+    )
+    assert r.status_code == 400
+    assert sandbox.stats()["records"]["calls"] == before

@@ -87,16 +87,44 @@ def test_unknown_object_type_is_400(api: Api) -> None:
 
 
 def test_conflict_shape(api: Api) -> None:
-    """A duplicate unique value is 409 CONFLICT in the same shape."""
+    """A duplicate unique value is HubSpot's 400 VALIDATION_ERROR in the same shape."""
     api.define_unique()
     api.create_call(hs_call_external_id="dup")
     r = api.post(
         "/crm/v3/objects/calls", {"properties": {"hs_timestamp": TS, "hs_call_external_id": "dup"}}
     )
-    assert_error_shape(r, 409, "CONFLICT")
+    assert_error_shape(r, 400, "VALIDATION_ERROR")
+    assert r.json()["message"].endswith("already has that value.")
 
 
 def test_correlation_id_header_matches_body(api: Api) -> None:
     """Each answer carries X-HubSpot-Correlation-Id; an error body repeats it."""
     r = api.get("/crm/v3/objects/calls/1")
     assert r.headers["X-HubSpot-Correlation-Id"] == r.json()["correlationId"]
+
+
+def test_missing_scopes_fault_is_hubspots_403(sandbox: SandboxHandle, api: Api) -> None:
+    """missing_scopes: those operations answer HubSpot's 403 naming the scope; others work."""
+    sandbox.faults(missing_scopes=["createProperty", "searchCalls"])
+    r = api.post(
+        "/crm/v3/properties/calls", {"name": "k", "type": "string", "groupName": "callinfo"}
+    )
+    body = assert_error_shape(r, 403, "MISSING_SCOPES")
+    assert body["errors"] == [
+        {
+            "message": "One or more of the following scopes are required.",
+            "context": {"requiredGranularScopes": ["crm.schemas.calls.write"]},
+        }
+    ]
+    assert body["links"] == {"scopes": "https://developers.hubspot.com/scopes"}
+    search = api.post("/crm/v3/objects/calls/search", {})
+    assert assert_error_shape(search, 403, "MISSING_SCOPES")["errors"] == [
+        {
+            "message": "One or more of the following scopes are required.",
+            "context": {"requiredGranularScopes": ["crm.objects.calls.read"]},
+        }
+    ]
+    assert api.get("/crm/v3/objects/calls").status_code == 200
+    assert sandbox.stats()["requests"]["createProperty"] == {"403": 1}
+    sandbox.clear_faults()
+    assert api.post("/crm/v3/objects/calls/search", {}).status_code == 200

@@ -214,3 +214,58 @@ def test_batch_upsert_and_trace_id_echo(calls: Any, sandbox: SandboxHandle) -> N
         ("k1", False),
         ("k2", True),
     ]
+
+
+def test_unique_call_property_group_and_conflict(sandbox: SandboxHandle) -> None:
+    """crm.properties creates a group and a unique call property the official models
+    accept; a create that duplicates the value is the 400 HubSpot answers."""
+    from hubspot.crm.properties import ApiException as PropertiesApiException
+    from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
+
+    sandbox.reset(properties=True)
+    client = HubSpot(access_token=sandbox.token, host=sandbox.url)
+    group = client.crm.properties.groups_api.create(
+        "calls", PropertyGroupCreate(name="callbridge", label="callbridge", display_order=-1)
+    )
+    assert group.name == "callbridge" and group.archived is False
+    with pytest.raises(PropertiesApiException) as taken:
+        client.crm.properties.groups_api.create(
+            "calls", PropertyGroupCreate(name="callbridge", label="again")
+        )
+    assert taken.value.status == 409
+    made = client.crm.properties.core_api.create(
+        "calls",
+        PropertyCreate(
+            name="callbridge_call_key",
+            label="callbridge call key",
+            type="string",
+            field_type="text",
+            group_name="callbridge",
+            has_unique_value=True,
+        ),
+    )
+    assert made.has_unique_value is True
+    got = client.crm.properties.core_api.get_by_name("calls", "callbridge_call_key")
+    assert got.has_unique_value is True and got.group_name == "callbridge"
+    calls = client.crm.objects.calls
+    first = calls.basic_api.create(
+        SimplePublicObjectInputForCreate(
+            properties={"hs_timestamp": TS, "callbridge_call_key": "twilio:CA1"}
+        )
+    )
+    with pytest.raises(ApiException) as dup:
+        calls.basic_api.create(
+            SimplePublicObjectInputForCreate(
+                properties={"hs_timestamp": TS, "callbridge_call_key": "twilio:CA1"}
+            )
+        )
+    assert dup.value.status == 400
+    assert f"{first.id} already has that value." in dup.value.body
+    read = calls.batch_api.read(
+        BatchReadInputSimplePublicObjectId(
+            id_property="callbridge_call_key",
+            inputs=[SimplePublicObjectId(id="twilio:CA1")],
+            properties=["callbridge_call_key"],
+        )
+    )
+    assert [c.id for c in read.results] == [first.id]

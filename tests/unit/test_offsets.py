@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.offsets import OffsetTracker
+from service.writer.offsets import OffsetTracker
 
 
 def test_commit_stops_at_the_first_unsettled_offset() -> None:

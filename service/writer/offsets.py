@@ -52,5 +52,10 @@ class OffsetTracker:
         for partition in partitions:
             self.partitions.pop(partition, None)
 
-    def lag(self) -> dict[int, int]:
-        return {part: len(p.unsettled) for part, p in self.partitions.items()}
+    def current(self) -> dict[int, int]:
+        """Every partition's safe position, committed or not (what a fencing commit sends)."""
+        out: dict[int, int] = {}
+        for partition, p in self.partitions.items():
+            position = min(p.unsettled) if p.unsettled else p.consumed_up_to + 1
+            out[partition] = max(position, p.committed, 0)
+        return out

@@ -1,5 +1,7 @@
-"""The dead-letter record format (pure): the original record's key and value, the original
-headers, and UTF-8 ``dlq.*`` headers saying where it came from and why it failed.
+"""The dead-letter record format (pure), shared by the writer (which produces dead letters)
+and the operator tools in ``service/dlq/`` (which read, replay and park them): the original
+record's key and value, the original headers, and UTF-8 ``dlq.*`` headers saying where it
+came from and why it failed.
 
 Header names are part of the contract (ARCHITECTURE.md): ``dlq.original.topic``,
 ``dlq.original.partition``, ``dlq.original.offset``, ``dlq.stage``, ``dlq.operation``,

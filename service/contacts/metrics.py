@@ -1,0 +1,23 @@
+"""Prometheus metrics of contact matching (``callbridge_contact_*``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+MATCHES = Counter(
+    "callbridge_contact_matches_total",
+    "Numbers looked up, by outcome: matched, shared_unassociated (policy none), unknown, "
+    "created (unknown caller, policy create)",
+    ["outcome"],
+)
+SEARCHES = Counter(
+    "callbridge_contact_searches_total",
+    "Contact search requests, by reason: fallback (index not warm), refresh, reconcile",
+    ["reason"],
+)
+LATE_MATCHES = Counter(
+    "callbridge_contact_late_associations_total",
+    "Call→contact associations made after the call was written",
+)
+INDEX_WARM = Gauge("callbridge_contact_index_warm", "1 once the phone index is built")
+INDEX_ROWS = Gauge("callbridge_contact_index_numbers", "(number, contact) rows in the index")

@@ -1,0 +1,154 @@
+"""The buffer: calls pending a HubSpot write, merged as records arrive (pure).
+
+arroyo's buffer protocol: ``add`` takes a record, ``due`` says when a flush should happen
+(a full batch of calls, or the oldest pending event has lingered ``linger_s``), ``take``
+hands out the calls to write now, ``restore`` puts back those to retry later. It is
+bounded by events *and* bytes (``full``): the shell stops fetching while it is full. It
+receives its time as an argument and knows nothing of Kafka or HubSpot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from service.model import CallEvent
+
+MAX_BATCH: Final = 100
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where a record came from: enough to commit its offset or dead-letter the original."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.value) + len(self.key or b"") + 64
+
+
+@dataclass
+class Pending:
+    """One call's unsettled work: its events (deduplicated) and every record they came in."""
+
+    key: str
+    partition: int
+    first_seen: float
+    events: list[CallEvent] = field(default_factory=list)
+    refs: list[Ref] = field(default_factory=list)
+    not_before: float = 0.0  # retry / reconcile back-off
+
+    @property
+    def size(self) -> int:
+        return sum(r.size for r in self.refs)
+
+    def counterparts(self) -> list[str]:
+        return sorted({e.counterpart for e in self.events if e.counterpart})
+
+    def absorb(self, other: Pending) -> None:
+        """Take ``other``'s events and refs (new events arrived while it was out)."""
+        ids = {e.event_id for e in self.events}
+        self.events += [e for e in other.events if e.event_id not in ids]
+        self.refs += other.refs
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.not_before = max(self.not_before, other.not_before)
+
+
+class Buffer:
+    def __init__(
+        self,
+        linger_s: float,
+        *,
+        max_events: int = 5000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.linger_s = linger_s
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.max_batch = max_batch
+        self._pending: dict[str, Pending] = {}
+        self.events = 0
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def full(self) -> bool:
+        return self.events >= self.max_events or self.bytes >= self.max_bytes
+
+    def add(self, key: str, event: CallEvent | None, ref: Ref, now: float) -> bool:
+        """Buffer a record of call ``key`` (``event`` None: a record kept only for its
+        offset). False when the event duplicates one already buffered."""
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = Pending(key, ref.partition, now)
+        pending.refs.append(ref)
+        self.events += 1
+        self.bytes += ref.size
+        if event is None or any(e.event_id == event.event_id for e in pending.events):
+            return False
+        pending.events.append(event)
+        return True
+
+    def _ready(self, now: float) -> list[Pending]:
+        return [p for p in self._pending.values() if p.not_before <= now]
+
+    def due(self, now: float) -> bool:
+        ready = self._ready(now)
+        return len(ready) >= self.max_batch or any(
+            now - p.first_seen >= self.linger_s for p in ready
+        )
+
+    def next_due(self, now: float) -> float | None:
+        """Seconds until ``due`` may become true without new records (None: empty)."""
+        if not self._pending:
+            return None
+        soonest = min(
+            max(p.first_seen + self.linger_s, p.not_before) for p in self._pending.values()
+        )
+        return max(0.0, soonest - now)
+
+    def take(self, now: float, partitions: set[int] | None = None) -> list[Pending]:
+        """Remove and return the calls to write now (optionally only of some partitions).
+
+        Once any ready call has lingered, every ready call goes; before that only whole
+        batches (oldest first), so requests are spent on full batches.
+        """
+        taken = [p for p in self._ready(now) if partitions is None or p.partition in partitions]
+        if not any(now - p.first_seen >= self.linger_s for p in taken):
+            taken.sort(key=lambda p: p.first_seen)
+            taken = taken[: len(taken) // self.max_batch * self.max_batch]
+        self._remove(taken)
+        return taken
+
+    def drop(self, partitions: set[int]) -> list[Pending]:
+        """Forget the calls of lost partitions (their offsets are not committed)."""
+        dropped = [p for p in self._pending.values() if p.partition in partitions]
+        self._remove(dropped)
+        return dropped
+
+    def _remove(self, pendings: Iterable[Pending]) -> None:
+        for p in pendings:
+            del self._pending[p.key]
+            self.events -= len(p.refs)
+            self.bytes -= p.size
+
+    def restore(self, pendings: Iterable[Pending], not_before: float) -> None:
+        """Put calls back to be retried no earlier than ``not_before``."""
+        for p in pendings:
+            p.not_before = max(p.not_before, not_before)
+            existing = self._pending.get(p.key)
+            if existing is not None:
+                existing.absorb(p)
+            else:
+                self._pending[p.key] = p
+            self.events += len(p.refs)
+            self.bytes += p.size

@@ -1,0 +1,406 @@
+"""One flush: a small interpreter running the core's decisions over the ports.
+
+It reads the calls' records, matches their contacts, asks ``core.plan`` what each call
+needs, and carries the decisions out in rounds (a lookup may lead to a create, a create
+refused as existing to a lookup, a lookup to an update): intents are written durably
+before creates are sent; creates, updates and associations go in batches of at most 100;
+a batch refused as a whole is split until the culprit is alone. Every outcome goes back
+through ``core.settle``. At the end the new records are written durably and the dead
+letters produced, and only then are the calls reported settled (the shell commits their
+offsets).
+
+Fencing: before each write (a HubSpot request, ``calls.ids``, the DLQ) it asks the
+``Ownership`` port which partitions this writer still owns; calls of a lost partition are
+*abandoned*: nothing more is written for them and they are neither settled nor retried
+here (the partition's new owner reads them again, and their durable intents tell it
+what may have landed).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import structlog
+
+from service.clock import Now
+from service.deadletter import Failure
+from service.writer import core
+from service.writer.buffer import Pending
+from service.writer.core import (
+    Create,
+    DeadLetter,
+    Decision,
+    IndexView,
+    Lookup,
+    Noop,
+    Policy,
+    Settled,
+    Update,
+    Wait,
+)
+from service.writer.ports import (
+    AssociateInput,
+    Blocked,
+    CallsPort,
+    ContactsPort,
+    ContactsUnavailable,
+    CreateInput,
+    DeadLetterSink,
+    Found,
+    LookupOutcome,
+    Ownership,
+    RecordStore,
+    Refused,
+    Transient,
+    Unknown,
+    UpdateInput,
+    WriteOutcome,
+    Written,
+)
+from service.writer.records import CallRecord
+
+log = structlog.get_logger()
+
+BATCH = 100
+ROUNDS = 4
+In = TypeVar("In", CreateInput, UpdateInput, AssociateInput)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Associate:
+    pending: Pending
+    record: CallRecord
+    contacts: tuple[str, ...]
+
+
+@dataclass
+class FlushReport:
+    """What became of the calls handed to one flush: each is in exactly one list."""
+
+    settled: list[Pending] = field(default_factory=list)
+    retry: list[tuple[Pending, float]] = field(default_factory=list)
+    abandoned: list[Pending] = field(default_factory=list)
+    pause: Transient | Blocked | None = None
+    dead: list[tuple[Pending, Failure]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def _worse(
+    a: Transient | Blocked | None, b: Transient | Blocked | None
+) -> Transient | Blocked | None:
+    if a is None or (isinstance(b, Blocked) and not isinstance(a, Blocked)):
+        return b
+    return a
+
+
+class Flusher:
+    def __init__(
+        self,
+        *,
+        calls: CallsPort,
+        store: RecordStore,
+        dead_letters: DeadLetterSink,
+        ownership: Ownership,
+        contacts: ContactsPort | None,
+        policy: Policy,
+        wall: Now,
+    ) -> None:
+        self.calls = calls
+        self.store = store
+        self.dead_letters = dead_letters
+        self.ownership = ownership
+        self.contacts = contacts
+        self.policy = policy
+        self.wall = wall
+        self.index = IndexView()
+
+    async def flush(self, pendings: Sequence[Pending]) -> FlushReport:
+        report = FlushReport()
+        if not pendings:
+            return report
+        _Run.check_unique(pendings)
+        run = _Run(self, report)
+        try:
+            matched = await self._match(pendings)
+        except ContactsUnavailable as exc:
+            at = self.wall() + (exc.outcome.retry_after_s or self.policy.retry_s)
+            report.retry += [(p, at) for p in pendings]
+            report.pause = exc.outcome
+            return report
+        run.matched = matched
+        now = self.wall()
+        decisions: list[Decision | _Associate] = [
+            core.plan(p, run.record(p), matched, now, self.policy, self.index) for p in pendings
+        ]
+        for _ in range(ROUNDS):
+            if not decisions:
+                break
+            decisions = await run.round(decisions)
+        for d in decisions:  # still unresolved after every round: next flush
+            report.retry.append((d.pending, self.wall() + self.policy.retry_s))
+        await run.finish()
+        return report
+
+    async def _match(self, pendings: Sequence[Pending]) -> Mapping[str, Sequence[str]]:
+        numbers = sorted({n for p in pendings for n in p.counterparts()})
+        if not numbers or self.contacts is None:
+            return {}
+        return await self.contacts.match(numbers)
+
+
+class _Run:
+    """The state of one flush: records as they change, and what is left to persist."""
+
+    def __init__(self, flusher: Flusher, report: FlushReport) -> None:
+        self.f = flusher
+        self.report = report
+        self.matched: Mapping[str, Sequence[str]] = {}
+        self.records: dict[str, CallRecord | None] = {}
+        self.persist: dict[str, tuple[int, CallRecord]] = {}
+        self.done: list[Pending] = []
+
+    @staticmethod
+    def check_unique(pendings: Sequence[Pending]) -> None:
+        keys = [p.key for p in pendings]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a flush takes each call once")
+
+    def record(self, pending: Pending) -> CallRecord | None:
+        if pending.key not in self.records:
+            self.records[pending.key] = self.f.store.get(pending.key)
+        return self.records[pending.key]
+
+    def keep(self, pending: Pending, record: CallRecord) -> None:
+        self.records[pending.key] = record
+        self.persist[pending.key] = (pending.partition, record)
+
+    async def owned(self, pendings: Sequence[Pending]) -> set[str]:
+        """Keys of ``pendings`` whose partitions this writer still owns; the others are
+        abandoned."""
+        if not pendings:
+            return set()
+        owned = await self.f.ownership.confirm({p.partition for p in pendings})
+        lost = [p for p in pendings if p.partition not in owned]
+        if lost:
+            self.abandon(lost)
+        return {p.key for p in pendings if p.partition in owned}
+
+    def abandon(self, pendings: Sequence[Pending]) -> None:
+        gone = {p.key for p in pendings}
+        self.report.abandoned += pendings
+        for key in gone:
+            self.persist.pop(key, None)
+        self.done = [p for p in self.done if p.key not in gone]
+        self.report.dead = [(p, f) for p, f in self.report.dead if p.key not in gone]
+        self.report.retry = [(p, t) for p, t in self.report.retry if p.key not in gone]
+        log.warning("partitions_lost_mid_flush", calls=len(gone))
+
+    def apply(self, pending: Pending, s: Settled, nxt: list[Decision | _Associate]) -> None:
+        self.f.index = s.index
+        if s.record is not None:
+            self.keep(pending, s.record)
+        if s.pause is not None:
+            self.report.pause = _worse(self.report.pause, s.pause)
+        if s.failure is not None:
+            self.report.dead.append((pending, s.failure))
+        if s.settled:
+            self.done.append(pending)
+        elif s.retry_at is not None:
+            self.report.retry.append((pending, s.retry_at))
+        elif s.lookup is not None:
+            nxt.append(s.lookup)
+        elif s.associate and s.record is not None:
+            nxt.append(_Associate(pending, s.record, s.associate))
+        elif s.again and s.record is not None:
+            nxt.append(self.plan(pending))
+
+    def plan(self, pending: Pending) -> Decision:
+        now = self.f.wall()
+        return core.plan(
+            pending, self.record(pending), self.matched, now, self.f.policy, self.f.index
+        )
+
+    async def round(self, decisions: list[Decision | _Associate]) -> list[Decision | _Associate]:
+        nxt: list[Decision | _Associate] = []
+        creates: list[Create] = []
+        updates: list[Update] = []
+        lookups: list[Lookup] = []
+        links: list[_Associate] = []
+        for d in decisions:
+            if isinstance(d, Noop | Wait | DeadLetter):
+                self.conclude(d)
+            elif isinstance(d, Lookup):
+                lookups.append(d)
+            elif isinstance(d, Create):
+                creates.append(d)
+            elif isinstance(d, Update):
+                updates.append(d)
+            else:
+                links.append(d)
+        self.report.counts.update(
+            create=len(creates), update=len(updates), lookup=len(lookups), associate=len(links)
+        )
+        await self._lookups(lookups, nxt)
+        await self._creates(creates, nxt)
+        await self._updates(updates, nxt)
+        await self._associate(links, nxt)
+        return nxt
+
+    def conclude(self, d: Noop | Wait | DeadLetter) -> None:
+        """Decisions that need no request."""
+        if isinstance(d, Noop):
+            self.done.append(d.pending)
+        elif isinstance(d, Wait):
+            self.report.retry.append((d.pending, d.until))
+        else:
+            if d.record is not None:
+                self.keep(d.pending, d.record)
+            self.report.dead.append((d.pending, d.failure))
+            self.done.append(d.pending)
+
+    # -- lookups --------------------------------------------------------------------------
+
+    async def _lookups(self, lookups: list[Lookup], nxt: list[Decision | _Associate]) -> None:
+        for chunk in _chunks(lookups, BATCH - 1):
+            keys = [d.pending.key for d in chunk]
+            probes = sorted({d.probe.key for d in chunk if d.probe is not None} - set(keys))
+            answers = await self._lookup_split(keys + probes)
+            now = self.f.wall()
+            found = sum(1 for k in keys if isinstance(a := answers.get(k), Found) and a.hubspot_id)
+            log.info(
+                "creates_reconciled",
+                checked=len(keys),
+                found=found,
+                mode="key" if self.f.calls.key_property else "search",
+            )
+            for d in chunk:
+                seen = None
+                if d.probe is not None:
+                    probe_answer = answers.get(d.probe.key)
+                    seen = isinstance(probe_answer, Found) and probe_answer.hubspot_id is not None
+                answer = answers.get(d.pending.key, Transient("no answer for this key"))
+                result, self.f.index = core.resolve(
+                    d, answer, seen, self.matched, now, self.f.policy, self.f.index
+                )
+                if isinstance(result, CallRecord):  # a miss trusted: create it
+                    self.records[d.pending.key] = result
+                    nxt.append(self.plan(d.pending))
+                elif isinstance(result, Noop | Wait | DeadLetter):
+                    if isinstance(answer, Transient | Blocked):
+                        self.report.pause = _worse(self.report.pause, answer)
+                    self.conclude(result)
+                else:
+                    nxt.append(result)
+
+    async def _lookup_split(self, keys: list[str]) -> dict[str, LookupOutcome]:
+        """Look keys up; a lookup refused as a whole (one key HubSpot cannot take) is split
+        until the key is alone, so it alone is dead-lettered."""
+        answers = dict(await self.f.calls.lookup(keys))
+        if len(keys) > 1 and any(
+            isinstance(a, Refused) and a.whole_batch for a in answers.values()
+        ):
+            mid = len(keys) // 2
+            return await self._lookup_split(keys[:mid]) | await self._lookup_split(keys[mid:])
+        return answers
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        send: Callable[[Sequence[In]], Awaitable[Mapping[str, WriteOutcome]]],
+        inputs: list[In],
+    ) -> dict[str, WriteOutcome]:
+        if not inputs:
+            return {}
+        answers = dict(await send(inputs))
+        split = any(isinstance(a, Refused) and a.whole_batch for a in answers.values())
+        if len(inputs) > 1 and split:
+            log.info("batch_bisected", size=len(inputs))
+            mid = len(inputs) // 2
+            return await self._send(send, inputs[:mid]) | await self._send(send, inputs[mid:])
+        return answers
+
+    async def _creates(self, creates: list[Create], nxt: list[Decision | _Associate]) -> None:
+        for chunk in _chunks(creates, BATCH):
+            owned = await self.owned([c.pending for c in chunk])
+            chunk = [c for c in chunk if c.pending.key in owned]
+            if not chunk:
+                continue
+            now = self.f.wall()
+            intents = {c.pending.key: core.intent(c, self.record(c.pending), now) for c in chunk}
+            await self.f.store.put(
+                [(c.pending.key, c.pending.partition, intents[c.pending.key]) for c in chunk]
+            )
+            for c in chunk:
+                self.records[c.pending.key] = intents[c.pending.key]
+            owned = await self.owned([c.pending for c in chunk])  # lost while writing intents?
+            chunk = [c for c in chunk if c.pending.key in owned]
+            # An intent tells other writers when the create could still land (intent_at plus
+            # the unknown window). Sent much later (this writer stalled), it would land after
+            # that: do not send it; the call comes back through a lookup.
+            late = self.f.wall() - now > self.f.policy.unknown_window_s / 2
+            if late:
+                self.report.retry += [(c.pending, self.f.wall()) for c in chunk]
+                continue
+            inputs = [
+                CreateInput(c.pending.key, dict(c.merged.properties), c.associations) for c in chunk
+            ]
+            answers = await self._send(self.f.calls.create, inputs)
+            now = self.f.wall()
+            for c in chunk:
+                answer = answers.get(c.pending.key, Unknown("no answer for this input"))
+                s = core.settle(c, answer, intents[c.pending.key], now, self.f.policy, self.f.index)
+                self.apply(c.pending, s, nxt)
+
+    async def _updates(self, updates: list[Update], nxt: list[Decision | _Associate]) -> None:
+        for chunk in _chunks(updates, BATCH):
+            owned = await self.owned([u.pending for u in chunk])
+            chunk = [u for u in chunk if u.pending.key in owned]
+            inputs = [
+                UpdateInput(u.pending.key, u.hubspot_id, dict(u.merged.delta))
+                for u in chunk
+                if u.merged.delta
+            ]
+            answers = await self._send(self.f.calls.update, inputs)
+            now = self.f.wall()
+            for u in chunk:
+                answer = answers.get(u.pending.key, Written(u.hubspot_id))  # nothing to send
+                s = core.settle(u, answer, self.record(u.pending), now, self.f.policy, self.f.index)
+                self.apply(u.pending, s, nxt)
+
+    async def _associate(self, links: list[_Associate], nxt: list[Decision | _Associate]) -> None:
+        for chunk in _chunks(links, BATCH):
+            owned = await self.owned([a.pending for a in chunk])
+            chunk = [a for a in chunk if a.pending.key in owned]
+            inputs = [
+                AssociateInput(a.pending.key, a.record.hubspot_id or "", a.contacts) for a in chunk
+            ]
+            answers = await self._send(self.f.calls.associate, inputs)
+            now = self.f.wall()
+            for a in chunk:
+                answer = answers.get(a.pending.key, Unknown("no answer for this input"))
+                s = core.associated(a.record, a.contacts, answer, now, self.f.policy)
+                self.apply(a.pending, s, nxt)
+
+    # -- the end of the flush -------------------------------------------------------------
+
+    async def finish(self) -> None:
+        """Records durably written and dead letters produced, fenced; then settled."""
+        concerned = {p.key: p for p in self.done}
+        concerned |= {p.key: p for p, _ in self.report.retry if p.key in self.persist}
+        owned = await self.owned(list(concerned.values()))
+        items = [(k, part, rec) for k, (part, rec) in self.persist.items() if k in owned]
+        if items:
+            await self.f.store.put(items)
+        letters = [(ref, f) for p, f in self.report.dead if p.key in owned for ref in p.refs]
+        if letters:
+            await self.f.dead_letters.send(letters)
+        self.report.settled += [p for p in self.done if p.key in owned]
+
+
+def _chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
