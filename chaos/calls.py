@@ -76,9 +76,9 @@ class Call:
         start = t0 + self.start_rel
         if self.answered:
             status = "COMPLETED"
+            # RingCentral's notifications state no duration: the writer derives it from the
+            # answered and ended times, which are the call's talk time too
             duration: str | None = str(self.talk_s * 1000)
-            if self.provider == "ringcentral":  # its notifications carry no duration
-                duration = None
         else:
             status = "MISSED" if self.direction == "INBOUND" else "NO_ANSWER"
             if self.provider == "twilio":  # CallStatus=no-answer whatever the direction

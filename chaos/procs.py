@@ -150,6 +150,9 @@ class Cluster:
     controller_port: int = field(default_factory=free_port)
     sandbox_port: int = field(default_factory=free_port)
     ingress_port: int = field(default_factory=free_port)
+    ingress_metrics_port: int = field(default_factory=free_port)
+    #: run ``callbridge hubspot setup`` (key mode); False leaves the writers in search mode
+    hubspot_setup: bool = True
     sandbox_rate: int = 400
     sandbox_search_rate: int = 20
     broker: Proc | None = None
@@ -234,11 +237,29 @@ class Cluster:
             self.workdir / "sandbox.log",
         ).start()
         wait_http(self.sandbox_url + "/_sandbox/stats", 60, self.sandbox)
+        if self.hubspot_setup:  # as a deployment does: idempotent creates by the call key
+            result = subprocess.run(  # noqa: S603
+                callbridge("hubspot", "setup"),
+                cwd=ROOT,
+                env=self.base_env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"callbridge hubspot setup failed: {result.stderr}")
 
     def start_ingress(self) -> None:
         self.ingress = Proc(
             "ingress",
-            callbridge("ingress", "--port", str(self.ingress_port)),
+            callbridge(
+                "ingress",
+                "--port",
+                str(self.ingress_port),
+                "--metrics-port",
+                str(self.ingress_metrics_port),
+            ),
             self.base_env(),
             self.workdir / "ingress.log",
         ).start()
