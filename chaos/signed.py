@@ -308,7 +308,8 @@ def lifecycle(call: Call) -> list[tuple[str, float, bool]]:
         missed = "phone.callee_missed" if inbound else "phone.caller_ended"
         return [(f"phone.{side}_ringing", 0, False), (missed, r, False)]
     if p == "ringcentral":
-        mid = [("Answered", r, True)] if call.answered else []
+        # not optional: the writer derives the duration from Answered → Disconnected
+        mid = [("Answered", r, False)] if call.answered else []
         return [("Setup", 0, False), ("Proceeding", 1, True), *mid, ("Disconnected", end, False)]
     if p == "vonage":
         last = ("completed", end, False) if call.answered else ("unanswered", r, False)
