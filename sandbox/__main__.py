@@ -1,5 +1,7 @@
 """``python -m sandbox [--host H] [--port 8090] [--token T]... [--rate-limit N]
-[--search-rate N] [--daily-limit N] [--data FILE]``."""
+[--search-rate N] [--daily-limit N] [--data FILE]
+[--oauth-app CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN:PORTAL_TOKEN]...
+[--oauth-token-lifetime S] [--oauth-rotate]``; every ``--token`` is its own portal."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from sandbox.config import SandboxConfig
+from sandbox.oauth import AppSpec
 from sandbox.server import serve
 
 
@@ -17,6 +20,13 @@ def rate(text: str) -> int:
         return int(number)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected N or N/10s, got {text!r}") from None
+
+
+def _app(text: str) -> AppSpec:
+    try:
+        return AppSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[SandboxConfig, str, int]:
@@ -41,17 +51,46 @@ def parse_args(argv: list[str] | None = None) -> tuple[SandboxConfig, str, int]:
     parser.add_argument(
         "--data", type=Path, default=None, help="JSON file to load at start and save at exit"
     )
+    parser.add_argument(
+        "--oauth-app",
+        action="append",
+        dest="oauth_apps",
+        type=_app,
+        default=[],
+        help="an OAuth app installed in the portal of PORTAL_TOKEN (repeatable): "
+        "CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN:PORTAL_TOKEN",
+    )
+    parser.add_argument(
+        "--oauth-token-lifetime",
+        type=float,
+        default=1800.0,
+        help="seconds an issued OAuth access token is valid (HubSpot: 1800)",
+    )
+    parser.add_argument(
+        "--oauth-rotate",
+        action="store_true",
+        help="issue a new refresh token on every refresh (and retire the old one)",
+    )
     args = parser.parse_args(argv)
+    if args.oauth_token_lifetime <= 0:
+        parser.error("--oauth-token-lifetime must be positive")
+    tokens = args.tokens or ["sandbox-token"]
+    for spec in args.oauth_apps:
+        if spec.portal_token not in tokens:
+            parser.error(f"--oauth-app names {spec.portal_token!r}, which is no --token")
     for flag in ("rate_limit", "search_rate", "daily_limit"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
     config = SandboxConfig(
-        tokens=args.tokens or ["sandbox-token"],
+        tokens=tokens,
         rate_limit=args.rate_limit,
         search_rate=args.search_rate,
         daily_limit=args.daily_limit,
         data_file=args.data,
+        oauth_apps=args.oauth_apps,
+        oauth_token_lifetime_s=args.oauth_token_lifetime,
+        oauth_rotate_refresh_tokens=args.oauth_rotate,
     )
     return config, args.host, args.port
 

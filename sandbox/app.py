@@ -40,10 +40,11 @@ from sandbox.catalog import resolve_type
 from sandbox.clock import Clock, SystemClock
 from sandbox.config import SandboxConfig
 from sandbox.context import Handler, Op
-from sandbox.control import control_endpoints
+from sandbox.control import DATE_VERSIONS, control_endpoints
 from sandbox.errors import ApiError, missing_scopes, new_correlation_id
 from sandbox.limits import budget_headers, rate_limited
 from sandbox.persist import load_file, save_file
+from sandbox.portals import Portals
 from sandbox.responses import json_response
 from sandbox.state import Sandbox
 
@@ -61,26 +62,6 @@ _FAULT_CATEGORIES = {
 }
 
 
-def _authenticate(sb: Sandbox, request: Request) -> str:
-    header = request.headers.get("authorization")
-    if not header:
-        raise ApiError(
-            401,
-            "INVALID_AUTHENTICATION",
-            "Authentication credentials not found. This API supports OAuth 2.0 authentication "
-            "and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-        )
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or token not in sb.config.tokens:
-        raise ApiError(
-            401,
-            "INVALID_AUTHENTICATION",
-            "Authentication credentials are invalid: the access token is unknown or malformed.",
-        )
-    return token
-
-
 _READS = ("get", "list", "batchRead", "search")
 
 
@@ -93,19 +74,48 @@ def _scope_of(operation: str, request: Request) -> str:
     return f"crm.{kind}.{name}.{access}"
 
 
+def _version(request: Request) -> str:
+    """The API version a request's path names: a date (``2026-03``), else ``v3``/``v4``."""
+    version = request.path_params.get("version")
+    if version is not None:
+        return str(version)
+    return "v4" if request.url.path.startswith("/crm/v4/") else "v3"
+
+
+def _check_version(version: str) -> None:
+    if version not in DATE_VERSIONS and not version.startswith("v"):
+        raise ApiError(
+            404,
+            "OBJECT_NOT_FOUND",
+            f"API version {version} does not exist; known date versions: "
+            + ", ".join(sorted(DATE_VERSIONS)),
+        )
+
+
 async def dispatch(
-    sb: Sandbox, request: Request, op: Op, handler: Handler, *, search: bool
+    sb: Sandbox,
+    request: Request,
+    op: Op,
+    handler: Handler,
+    *,
+    search: bool,
+    auth_error: ApiError | None = None,
 ) -> Response:
-    """Run one HubSpot-API request through auth, limits and faults, and count it."""
+    """Run one HubSpot-API request of portal ``sb`` through auth (``auth_error``: the
+    401 the portal lookup found), limits and faults, and count it."""
     clock = sb.clock
     faults = sb.faults
     headers: dict[str, str] = {}
     correlation_id = new_correlation_id()
     applies = faults.applies(op.name)
+    op.version = _version(request)
     try:
         if applies and faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000.0)
-        token = _authenticate(sb, request)
+        _check_version(op.version)
+        if auth_error is not None:
+            raise auth_error
+        token = _bearer(request)
         if op.name in faults.missing_scopes:
             raise missing_scopes(_scope_of(op.name, request))
         config = sb.config
@@ -153,8 +163,14 @@ async def dispatch(
             ApiError(500, "INTERNAL_ERROR", "internal error").body(correlation_id), 500
         )
     response.headers["X-HubSpot-Correlation-Id"] = correlation_id
-    sb.stats.record(op.name, response.status_code, clock.monotonic() - sb.started, op.batch_size)
+    sb.stats.record(
+        op.name, response.status_code, clock.monotonic() - sb.started, op.batch_size, op.version
+    )
     return response
+
+
+def _bearer(request: Request) -> str:
+    return request.headers["authorization"].partition(" ")[2].strip()
 
 
 async def _unknown_type(request: Request, op: Op) -> Response:
@@ -162,28 +178,90 @@ async def _unknown_type(request: Request, op: Op) -> Response:
     raise ApiError(400, "VALIDATION_ERROR", f"Unable to infer object type from: {name}")
 
 
-def _typed(sb: Sandbox, kind: str, handler: Handler, *, search: bool = False) -> Any:
-    """An endpoint for ``/crm/v3/objects/{objectType}/...`` operations of ``kind``."""
+def _typed(portals: Portals, kind: str, handler: Handler, *, search: bool = False) -> Any:
+    """An endpoint for ``/crm/v3/objects/{objectType}/...`` (and
+    ``/crm/objects/{version}/{objectType}/...``) operations of ``kind``."""
 
     async def endpoint(request: Request) -> Response:
+        sb, auth_error = portals.authenticate(request)
         otype = resolve_type(request.path_params["objectType"])
         if otype is None:
             return await dispatch(
-                sb, request, Op(sb, "unknownObjectType"), _unknown_type, search=search
+                sb,
+                request,
+                Op(sb, "unknownObjectType"),
+                _unknown_type,
+                search=search,
+                auth_error=auth_error,
             )
         op = Op(sb, otype.op(kind), sb.store[otype.name])
-        return await dispatch(sb, request, op, handler, search=search)
+        return await dispatch(sb, request, op, handler, search=search, auth_error=auth_error)
 
     return endpoint
 
 
-def _plain(sb: Sandbox, name: str, handler: Handler) -> Any:
+def _plain(portals: Portals, name: str, handler: Handler) -> Any:
     """An endpoint for a HubSpot operation that is not routed by object type."""
 
     async def endpoint(request: Request) -> Response:
-        return await dispatch(sb, request, Op(sb, name), handler, search=False)
+        sb, auth_error = portals.authenticate(request)
+        return await dispatch(
+            sb, request, Op(sb, name), handler, search=False, auth_error=auth_error
+        )
 
     return endpoint
+
+
+def _object_routes(portals: Portals, base: str) -> list[Route]:
+    """The objects API under ``base`` (``/crm/v3/objects/{objectType}`` or its dated twin)."""
+    return [
+        Route(
+            base + "/batch/create",
+            _typed(portals, "batchCreate", batch.batch_create),
+            methods=["POST"],
+        ),
+        Route(
+            base + "/batch/read", _typed(portals, "batchRead", batch.batch_read), methods=["POST"]
+        ),
+        Route(
+            base + "/batch/update",
+            _typed(portals, "batchUpdate", batch.batch_update),
+            methods=["POST"],
+        ),
+        Route(
+            base + "/batch/upsert",
+            _typed(portals, "batchUpsert", upsert.batch_upsert),
+            methods=["POST"],
+        ),
+        Route(
+            base + "/batch/archive",
+            _typed(portals, "batchArchive", batch.batch_archive),
+            methods=["POST"],
+        ),
+        Route(
+            base + "/search",
+            _typed(portals, "search", objects.search_objects, search=True),
+            methods=["POST"],
+        ),
+        Route(
+            base + "/gdpr-delete",
+            _typed(portals, "gdprDelete", objects.gdpr_delete),
+            methods=["POST"],
+        ),
+        Route(base, _typed(portals, "list", objects.list_objects), methods=["GET"]),
+        Route(base, _typed(portals, "create", objects.create_object), methods=["POST"]),
+        Route(base + "/{objectId}", _typed(portals, "get", objects.get_object), methods=["GET"]),
+        Route(
+            base + "/{objectId}",
+            _typed(portals, "update", objects.update_object),
+            methods=["PATCH"],
+        ),
+        Route(
+            base + "/{objectId}",
+            _typed(portals, "archive", objects.archive_object),
+            methods=["DELETE"],
+        ),
+    ]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -196,46 +274,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(config: SandboxConfig, clock: Clock | None = None) -> Starlette:
     """The sandbox app; state is loaded from ``config.data_file`` if it exists and saved
     back to it at shutdown."""
-    sb = Sandbox(config, clock or SystemClock())
+    portals = Portals(config, clock or SystemClock())
+    sb = portals.default
     if config.data_file is not None:
         load_file(sb.store, config.data_file)
-    ctl = control_endpoints(sb)
-    base = "/crm/v3/objects/{objectType}"
+    ctl = control_endpoints(portals)
     routes = [
-        Route(
-            base + "/batch/create", _typed(sb, "batchCreate", batch.batch_create), methods=["POST"]
+        *_object_routes(portals, "/crm/v3/objects/{objectType}"),
+        *_object_routes(portals, "/crm/objects/{version}/{objectType}"),
+        *properties.routes(portals, _plain, "/crm/v3/properties/{objectType}"),
+        *properties.routes(portals, _plain, "/crm/properties/{version}/{objectType}"),
+        *associations.routes(
+            portals,
+            _plain,
+            "/crm/v4/associations/{fromObjectType}/{toObjectType}",
+            "/crm/v4/objects/{objectType}/{objectId}/associations",
         ),
-        Route(base + "/batch/read", _typed(sb, "batchRead", batch.batch_read), methods=["POST"]),
-        Route(
-            base + "/batch/update", _typed(sb, "batchUpdate", batch.batch_update), methods=["POST"]
+        *associations.routes(
+            portals,
+            _plain,
+            "/crm/associations/{version}/{fromObjectType}/{toObjectType}",
+            "/crm/objects/{version}/{objectType}/{objectId}/associations",
         ),
-        Route(
-            base + "/batch/upsert",
-            _typed(sb, "batchUpsert", upsert.batch_upsert),
-            methods=["POST"],
-        ),
-        Route(
-            base + "/batch/archive",
-            _typed(sb, "batchArchive", batch.batch_archive),
-            methods=["POST"],
-        ),
-        Route(
-            base + "/search",
-            _typed(sb, "search", objects.search_objects, search=True),
-            methods=["POST"],
-        ),
-        Route(
-            base + "/gdpr-delete", _typed(sb, "gdprDelete", objects.gdpr_delete), methods=["POST"]
-        ),
-        Route(base, _typed(sb, "list", objects.list_objects), methods=["GET"]),
-        Route(base, _typed(sb, "create", objects.create_object), methods=["POST"]),
-        Route(base + "/{objectId}", _typed(sb, "get", objects.get_object), methods=["GET"]),
-        Route(base + "/{objectId}", _typed(sb, "update", objects.update_object), methods=["PATCH"]),
-        Route(
-            base + "/{objectId}", _typed(sb, "archive", objects.archive_object), methods=["DELETE"]
-        ),
-        *properties.routes(sb, _plain),
-        *associations.routes(sb, _plain),
+        Route("/oauth/v1/token", ctl["oauth_token"], methods=["POST"]),
+        Route("/oauth/{version}/token", ctl["oauth_token"], methods=["POST"]),
         Route("/_sandbox/reset", ctl["reset"], methods=["POST"]),
         Route("/_sandbox/faults", ctl["set_faults"], methods=["POST"]),
         Route("/_sandbox/faults", ctl["get_faults"], methods=["GET"]),
@@ -243,6 +305,12 @@ def create_app(config: SandboxConfig, clock: Clock | None = None) -> Starlette:
         Route("/_sandbox/stats", ctl["stats"], methods=["GET"]),
         Route("/_sandbox/config", ctl["get_config"], methods=["GET"]),
         Route("/_sandbox/config", ctl["set_config"], methods=["POST"]),
+        Route("/_sandbox/portals", ctl["portals"], methods=["GET"]),
+        Route("/_sandbox/oauth", ctl["get_oauth"], methods=["GET"]),
+        Route("/_sandbox/oauth", ctl["set_oauth"], methods=["POST"]),
+        Route("/_sandbox/validation-rules", ctl["get_rules"], methods=["GET"]),
+        Route("/_sandbox/validation-rules", ctl["set_rules"], methods=["POST"]),
+        Route("/_sandbox/validation-rules", ctl["clear_rules"], methods=["DELETE"]),
     ]
 
     @contextlib.asynccontextmanager
@@ -257,5 +325,6 @@ def create_app(config: SandboxConfig, clock: Clock | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={404: _http_error, 405: _http_error},
     )
-    app.state.sandbox = sb
+    app.state.sandbox = sb  # the default portal
+    app.state.portals = portals
     return app

@@ -26,9 +26,9 @@ from sandbox.clock import iso_ms
 from sandbox.context import Handler, Op
 from sandbox.errors import ApiError, not_found, validation_error
 from sandbox.objects import batch_envelope
+from sandbox.portals import Portals
 from sandbox.responses import json_response
 from sandbox.schema import ObjectType
-from sandbox.state import Sandbox
 from sandbox.store import ASSOCIATION_TYPES, AssocType, Record, parse_id
 
 _LABEL_CATEGORIES = ("HUBSPOT_DEFINED", "USER_DEFINED", "INTEGRATOR_DEFINED")
@@ -215,13 +215,16 @@ async def put_default_association(request: Request, op: Op) -> Response:
     )
 
 
-Plain = Callable[[Sandbox, str, Handler], Any]
+Plain = Callable[[Portals, str, Handler], Any]
 
 
-def routes(sb: Sandbox, plain: Plain) -> list[Route]:
-    """The v4 association routes."""
-    pair = "/crm/v4/associations/{fromObjectType}/{toObjectType}"
-    obj = "/crm/v4/objects/{objectType}/{objectId}/associations"
+def routes(
+    sb: Portals,
+    plain: Plain,
+    pair: str = "/crm/v4/associations/{fromObjectType}/{toObjectType}",
+    obj: str = "/crm/v4/objects/{objectType}/{objectId}/associations",
+) -> list[Route]:
+    """The v4 association routes (or their date-based twins, by ``pair`` and ``obj``)."""
     return [
         Route(
             pair + "/batch/create",

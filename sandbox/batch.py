@@ -53,7 +53,7 @@ async def batch_create(request: Request, op: Op) -> Response:
     check_batch_size(len(inputs))
     op.batch_size = len(inputs)
     traced = bool(inputs) and all(i.objectWriteTraceId for i in inputs)
-    checker = WriteChecker(sb.store, ts, sb.faults.reject)
+    checker = WriteChecker(sb.store, ts, sb.faults.reject, sb.rules_for(op.version))
     plans: list[CreatePlan | None] = []
     errors: list[dict[str, object]] = []
     for n, item in enumerate(inputs):
@@ -138,7 +138,7 @@ async def batch_update(request: Request, op: Op) -> Response:
             f"Duplicate IDs found in batch input: {dupes}", context={"ids": dupes}
         )
     traced = bool(inputs) and all(i.objectWriteTraceId for i in inputs)
-    checker = WriteChecker(sb.store, ts, sb.faults.reject)
+    checker = WriteChecker(sb.store, ts, sb.faults.reject, sb.rules_for(op.version))
     plans: list[tuple[Record, dict[str, str], str | None]] = []
     errors: list[dict[str, object]] = []
     for n, (item, key) in enumerate(zip(inputs, keys, strict=True)):

@@ -20,6 +20,7 @@ class Op:
     name: str
     ts: TypeStore | None = None
     batch_size: int | None = None
+    version: str = "v3"  # the API version of the path: "v3", "v4" or a date ("2026-03")
 
     @property
     def types(self) -> TypeStore:

@@ -101,7 +101,7 @@ async def create_object(request: Request, op: Op) -> Response:
     """Create one record: 201 with every stored property."""
     sb, ts = op.sb, op.types
     item = decode(await request.body(), CreateIn)
-    plan = WriteChecker(sb.store, ts, sb.faults.reject).create(
+    plan = WriteChecker(sb.store, ts, sb.faults.reject, sb.rules_for(op.version)).create(
         item.properties, item.associations, 0
     )
     index_at, delayed = sb.index_at()
@@ -140,7 +140,9 @@ async def update_object(request: Request, op: Op) -> Response:
     rec = ts.find(key, id_property, archived=False)
     if rec is None:
         raise _missing(ts, key)
-    changes = WriteChecker(sb.store, ts, sb.faults.reject).update(rec, item.properties, 0)
+    changes = WriteChecker(sb.store, ts, sb.faults.reject, sb.rules_for(op.version)).update(
+        rec, item.properties, 0
+    )
     index_at, delayed = sb.index_at()
     sb.store.update(ts, rec, changes, sb.clock.wall_ms(), index_at, delayed)
     return json_response(render(ts, rec, full=True))

@@ -27,9 +27,9 @@ from sandbox.bodies import GroupIn, PropertyIn, decode
 from sandbox.catalog import resolve_type
 from sandbox.context import Handler, Op
 from sandbox.errors import ApiError, not_found, validation_error
+from sandbox.portals import Portals
 from sandbox.responses import json_response
 from sandbox.schema import ENUMERATION, PROPERTY_TYPES, PropertyDef
-from sandbox.state import Sandbox
 from sandbox.store import TypeStore
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
@@ -183,12 +183,11 @@ def _group_json(group: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in group.items() if k != "custom"}
 
 
-Plain = Callable[[Sandbox, str, Handler], Any]
+Plain = Callable[[Portals, str, Handler], Any]
 
 
-def routes(sb: Sandbox, plain: Plain) -> list[Route]:
+def routes(sb: Portals, plain: Plain, base: str = "/crm/v3/properties/{objectType}") -> list[Route]:
     """The properties API routes."""
-    base = "/crm/v3/properties/{objectType}"
     groups = base + "/groups"
     return [
         Route(groups, plain(sb, "getAllPropertyGroups", list_groups), methods=["GET"]),

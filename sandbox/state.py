@@ -10,14 +10,24 @@ from sandbox.config import SandboxConfig
 from sandbox.errors import validation_error
 from sandbox.faults import Faults
 from sandbox.limits import RateLimiter
+from sandbox.rules import Rule, enforced
 from sandbox.stats import Stats
 from sandbox.store import Store
 
+#: the first portal's HubSpot portal (hub) id; the next portals count up from it
+FIRST_PORTAL_ID = 100000001
+
 
 class Sandbox:
-    """Everything a request may read or change."""
+    """Everything a request may read or change: one HubSpot portal's state (records,
+    properties, limits, faults, validation rules and stats). ``sandbox.portals`` keeps
+    one per portal token."""
 
-    def __init__(self, config: SandboxConfig, clock: Clock) -> None:
+    def __init__(
+        self, config: SandboxConfig, clock: Clock, portal_id: int = FIRST_PORTAL_ID
+    ) -> None:
+        self.portal_id = portal_id
+        self.rules: list[Rule] = []
         self.initial = replace(config, tokens=list(config.tokens))
         self.config = replace(config, tokens=list(config.tokens))
         self.clock = clock
@@ -34,7 +44,12 @@ class Sandbox:
         self.faults = Faults()
         self.limits.reset()
         self.stats.reset()
+        self.rules = []
         self.config = replace(self.initial, tokens=list(self.initial.tokens))
+
+    def rules_for(self, version: str) -> list[Rule]:
+        """The validation rules a write of API ``version`` obeys (none before 2026-09)."""
+        return self.rules if self.rules and enforced(version) else []
 
     def index_at(self) -> tuple[float, bool]:
         """When a write made now becomes searchable, and whether that is delayed."""

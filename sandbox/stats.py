@@ -17,15 +17,23 @@ class Stats:
         self.requests: dict[str, dict[str, int]] = {}
         self.timeline: deque[tuple[float, str, int]] = deque(maxlen=TIMELINE_MAX)
         self.batch_inputs: dict[str, deque[int]] = {}
+        self.versions: dict[str, dict[str, int]] = {}
 
     def reset(self) -> None:
         """Forget everything seen."""
         self.requests.clear()
         self.timeline.clear()
         self.batch_inputs.clear()
+        self.versions.clear()
 
-    def record(self, op: str, status: int, at: float, batch_size: int | None) -> None:
-        """Count one answered request."""
+    def record(
+        self, op: str, status: int, at: float, batch_size: int | None, version: str = "v3"
+    ) -> None:
+        """Count one answered request (``version``: the API version of its path)."""
+        per_version = self.versions.get(version)
+        if per_version is None:
+            per_version = self.versions[version] = {}
+        per_version[op] = per_version.get(op, 0) + 1
         per = self.requests.get(op)
         if per is None:
             per = self.requests[op] = {}
@@ -44,4 +52,5 @@ class Stats:
             "requests": {op: dict(per) for op, per in self.requests.items()},
             "batch_inputs": {op: list(sizes) for op, sizes in self.batch_inputs.items()},
             "timeline": [list(t) for t in self.timeline],
+            "versions": {v: dict(ops) for v, ops in self.versions.items()},
         }

@@ -42,7 +42,7 @@ async def batch_upsert(request: Request, op: Op) -> Response:
             f"Duplicate IDs found in batch input: {dupes}", context={"ids": dupes}
         )
     traced = bool(inputs) and all(i.objectWriteTraceId for i in inputs)
-    checker = WriteChecker(sb.store, ts, sb.faults.reject)
+    checker = WriteChecker(sb.store, ts, sb.faults.reject, sb.rules_for(op.version))
     plans: list[tuple[Record | None, CreatePlan | dict[str, str], str | None] | None] = []
     errors: list[dict[str, object]] = []
     for n, (item, key) in enumerate(zip(inputs, keys, strict=True)):

@@ -11,6 +11,7 @@ HubSpot's words (see :func:`conflict`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import orjson
 
 from sandbox.bodies import AssocIn, Props
 from sandbox.errors import ApiError, validation_error
+from sandbox.rules import Rule
 from sandbox.schema import InvalidValue, check_value, stringify
 from sandbox.store import TYPE_ID_PAIRS, AssocType, Record, Store, TypeStore, parse_id
 
@@ -36,16 +38,24 @@ class CreatePlan:
 class WriteChecker:
     """Checks creates and updates of one object type for one request."""
 
-    def __init__(self, store: Store, ts: TypeStore, reject: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ts: TypeStore,
+        reject: list[tuple[str, str]],
+        rules: Sequence[Rule] = (),
+    ) -> None:
         self.store = store
         self.ts = ts
         self.reject = reject
+        self.rules = [r for r in rules if r.object_type == ts.otype.name]
         # (prop, key) -> (input index, id of the record that will hold it)
         self.claimed: dict[tuple[str, str], tuple[int, int]] = {}
 
     def create(self, raw: Props, assoc: list[AssocIn] | None, index: int) -> CreatePlan:
         """A checked create plan, or an :class:`ApiError` naming what is wrong."""
         props = self._properties(raw, creating=True)
+        self._rules(props)
         rid = self.store.reserve_id()
         self._unique(props, rid, index)
         return CreatePlan(props, self._associations(assoc or []), rid)
@@ -53,8 +63,25 @@ class WriteChecker:
     def update(self, rec: Record, raw: Props, index: int) -> dict[str, str]:
         """Checked property changes for ``rec``."""
         props = self._properties(raw, creating=False)
+        if self.rules:
+            self._rules({**rec.props, **props})
         self._unique(props, rec.id, index)
         return props
+
+    def _rules(self, props: dict[str, str]) -> None:
+        """The portal's validation rules (only passed in for versions that enforce them)."""
+        problems = [
+            _problem(
+                r.property,
+                "REQUIRED_FIELD",
+                f"{r.property} is required by a validation rule of this portal"
+                + (f" when {r.when_property} is {r.when_value}" if r.when_property else ""),
+            )
+            for r in self.rules
+            if r.violated(props)
+        ]
+        if problems:
+            raise property_error(problems)
 
     def _properties(self, raw: Props, *, creating: bool) -> dict[str, str]:
         defs = self.ts.props
@@ -180,7 +207,7 @@ def property_error(problems: list[dict[str, Any]]) -> ApiError:
     )
 
 
-#: the portal id the sandbox's messages name (it has one portal per token, all alike)
+#: the portal id conflict messages name (the same for every sandbox portal; see Sandbox.portal_id)
 PORTAL_ID = 100000001
 
 

@@ -142,6 +142,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "auto"  # auto | json | console
 
+    # Many portals (service/portals.py): without the file, the settings above are the
+    # one portal "default"
+    portals_file: Path | None = None
+    #: Fernet key encrypting OAuth refresh tokens at rest (service/hubspot/secrets.py)
+    secrets_key: SecretStr | None = None
+    #: where rotated OAuth refresh tokens are kept, encrypted (needs secrets_key)
+    secrets_file: Path | None = None
+
     def provider_secret(self, provider: str) -> str | None:
         """The secret enabling ``provider``, or None when the provider is disabled."""
         attr = PROVIDER_SECRETS.get(provider)

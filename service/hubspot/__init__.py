@@ -56,7 +56,14 @@ from service.hubspot.models import (
     SearchResponse,
     Sort,
 )
+from service.hubspot.oauth import (
+    OAuthRefreshError,
+    OAuthTokenProvider,
+    StaticToken,
+    TokenProvider,
+)
 from service.hubspot.pacing import RollingWindow
+from service.hubspot.paths import API_VERSIONS, ApiPaths
 from service.hubspot.wire import (
     CALL_ASSOCIATION_TYPE_IDS,
     MAX_BATCH,
@@ -78,8 +85,10 @@ from service.hubspot.wire import (
 )
 
 __all__ = [
+    "API_VERSIONS",
     "CALL_ASSOCIATION_TYPE_IDS",
     "MAX_BATCH",
+    "ApiPaths",
     "AssociatedObject",
     "AssociatedObjects",
     "AssociationBatchResponse",
@@ -112,6 +121,8 @@ __all__ = [
     "HubSpotUnknownOutcome",
     "HubSpotValidationError",
     "ItemOutcome",
+    "OAuthRefreshError",
+    "OAuthTokenProvider",
     "Ok",
     "Property",
     "PropertyCreate",
@@ -122,6 +133,8 @@ __all__ = [
     "SearchRequest",
     "SearchResponse",
     "Sort",
+    "StaticToken",
+    "TokenProvider",
     "UniqueConflict",
     "association",
     "association_pair",

@@ -61,14 +61,18 @@ from service.hubspot.models import (
     decode_search,
     encode,
 )
+from service.hubspot.oauth import TokenProvider
 from service.hubspot.pacing import Clock
+from service.hubspot.paths import LEGACY, ApiPaths
 from service.hubspot.session import CORRELATION_HEADER, Params, Session
 from service.hubspot.wire import CALL_TO_CONTACT, association_pair, check_batch, object_ids
 
-CALLS: Final = "/crm/v3/objects/calls"
-CONTACTS: Final = "/crm/v3/objects/contacts"
-CALL_CONTACT_ASSOCIATIONS: Final = "/crm/v4/associations/calls/contacts/batch/create"
-PROPERTIES: Final = "/crm/v3/properties"
+_V3 = ApiPaths.of(LEGACY)
+# the legacy family's prefixes (a client's own are in ``HubSpotClient.paths``)
+CALLS: Final = _V3.calls
+CONTACTS: Final = _V3.contacts
+CALL_CONTACT_ASSOCIATIONS: Final = _V3.call_contact_associations
+PROPERTIES: Final = _V3.properties
 
 
 def _query(
@@ -110,7 +114,11 @@ class HubSpotClient:
     ``rate`` is requests per rolling 10 s (``CALLBRIDGE_HUBSPOT_RATE``), ``search_rate``
     search requests per second, ``timeout_s`` each attempt's HTTP timeout, ``deadline_s``
     how long one call may keep retrying 429s and transient failures. ``transport`` and
-    ``clock`` are for embedding and tests.
+    ``clock`` are for embedding and tests. ``token`` is a private-app token or an OAuth
+    :class:`~service.hubspot.oauth.TokenProvider` (asked for the current access token on
+    every request). ``api_version`` is ``"v3"`` (the ``/crm/v3/…`` paths) or a date
+    version such as ``"2026-03"`` (``/crm/objects/2026-03/…``), see
+    :mod:`service.hubspot.paths`.
 
     Use it as ``async with HubSpotClient(url, token) as hs: ...`` or call :meth:`aclose`.
     """
@@ -118,7 +126,7 @@ class HubSpotClient:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenProvider,
         *,
         rate: int = 100,
         search_rate: int = 5,
@@ -126,7 +134,9 @@ class HubSpotClient:
         transport: httpx.AsyncBaseTransport | None = None,
         deadline_s: float = 60.0,
         clock: Clock = time.monotonic,
+        api_version: str = LEGACY,
     ) -> None:
+        self.paths = ApiPaths.of(api_version)
         self.session = Session(
             base_url,
             token,
@@ -199,7 +209,7 @@ class HubSpotClient:
             associations=associations,
             archived=archived,
         )
-        response = await self._send("listCalls", "GET", CALLS, params=params)
+        response = await self._send("listCalls", "GET", self.paths.calls, params=params)
         return decode_collection(response.content)
 
     async def iter_calls(
@@ -243,7 +253,12 @@ class HubSpotClient:
             else CallCreateInput(properties=dict(properties))
         )
         response = await self._send(
-            "createCall", "POST", CALLS, body=body, idempotent=False, retry_unknown=retry_unknown
+            "createCall",
+            "POST",
+            self.paths.calls,
+            body=body,
+            idempotent=False,
+            retry_unknown=retry_unknown,
         )
         return decode_object(response.content)
 
@@ -265,7 +280,9 @@ class HubSpotClient:
             archived=archived,
             id_property=id_property,
         )
-        response = await self._send("getCallById", "GET", f"{CALLS}/{_id(call_id)}", params=params)
+        response = await self._send(
+            "getCallById", "GET", f"{self.paths.calls}/{_id(call_id)}", params=params
+        )
         return decode_object(response.content)
 
     async def update_call(
@@ -275,7 +292,7 @@ class HubSpotClient:
         response = await self._send(
             "updateCall",
             "PATCH",
-            f"{CALLS}/{_id(call_id)}",
+            f"{self.paths.calls}/{_id(call_id)}",
             params=_query(id_property=id_property),
             body=CallUpdateInput(properties=dict(properties)),
         )
@@ -283,7 +300,7 @@ class HubSpotClient:
 
     async def archive_call(self, call_id: str) -> None:
         """Move one call to the recycling bin (``archiveCall``)."""
-        await self._send("archiveCall", "DELETE", f"{CALLS}/{_id(call_id)}")
+        await self._send("archiveCall", "DELETE", f"{self.paths.calls}/{_id(call_id)}")
 
     # --- Calls: batch -----------------------------------------------------------------
 
@@ -298,7 +315,7 @@ class HubSpotClient:
         response = await self._send(
             "batchCreateCalls",
             "POST",
-            f"{CALLS}/batch/create",
+            f"{self.paths.calls}/batch/create",
             body=BatchCreateRequest(inputs=list(inputs)),
             idempotent=False,
             retry_unknown=retry_unknown,
@@ -326,7 +343,7 @@ class HubSpotClient:
         response = await self._send(
             "batchReadCalls",
             "POST",
-            f"{CALLS}/batch/read",
+            f"{self.paths.calls}/batch/read",
             params=_query(archived=archived),
             body=body,
         )
@@ -345,7 +362,7 @@ class HubSpotClient:
         response = await self._send(
             "batchUpsertCalls",
             "POST",
-            f"{CALLS}/batch/upsert",
+            f"{self.paths.calls}/batch/upsert",
             body=BatchUpsertRequest(inputs=list(inputs)),
         )
         return _batch(response)
@@ -356,7 +373,7 @@ class HubSpotClient:
         response = await self._send(
             "batchUpdateCalls",
             "POST",
-            f"{CALLS}/batch/update",
+            f"{self.paths.calls}/batch/update",
             body=BatchUpdateRequest(inputs=list(inputs)),
         )
         return _batch(response)
@@ -367,7 +384,7 @@ class HubSpotClient:
         await self._send(
             "batchArchiveCalls",
             "POST",
-            f"{CALLS}/batch/archive",
+            f"{self.paths.calls}/batch/archive",
             body=BatchArchiveRequest(inputs=object_ids(ids)),
         )
 
@@ -376,7 +393,7 @@ class HubSpotClient:
     async def search_calls(self, request: SearchRequest) -> SearchResponse:
         """One page of a call search (``searchCalls``); spends the search budget too."""
         response = await self._send(
-            "searchCalls", "POST", f"{CALLS}/search", body=request, search=True
+            "searchCalls", "POST", f"{self.paths.calls}/search", body=request, search=True
         )
         return decode_search(response.content)
 
@@ -396,7 +413,7 @@ class HubSpotClient:
         await self._send(
             "gdprDeleteCall",
             "POST",
-            f"{CALLS}/gdpr-delete",
+            f"{self.paths.calls}/gdpr-delete",
             body=GdprDeleteRequest(object_id=object_id, id_property=id_property),
         )
 
@@ -405,7 +422,7 @@ class HubSpotClient:
     async def search_contacts(self, request: SearchRequest) -> SearchResponse:
         """One page of a contact search (e.g. by ``phone``); spends the search budget."""
         response = await self._send(
-            "searchContacts", "POST", f"{CONTACTS}/search", body=request, search=True
+            "searchContacts", "POST", f"{self.paths.contacts}/search", body=request, search=True
         )
         return decode_search(response.content)
 
@@ -425,7 +442,7 @@ class HubSpotClient:
         response = await self._send(
             "batchReadContacts",
             "POST",
-            f"{CONTACTS}/batch/read",
+            f"{self.paths.contacts}/batch/read",
             params=_query(archived=archived),
             body=body,
         )
@@ -438,7 +455,7 @@ class HubSpotClient:
         response = await self._send(
             "createContact",
             "POST",
-            CONTACTS,
+            self.paths.contacts,
             body=ContactCreateInput(properties=dict(properties)),
             idempotent=False,
             retry_unknown=retry_unknown,
@@ -456,7 +473,7 @@ class HubSpotClient:
         """One page of contacts (``GET /crm/v3/objects/contacts``, at most 100); not a
         search, so it spends only the general budget. ``.after`` is the next cursor."""
         params = _query(limit=limit, after=after, properties=properties, archived=archived)
-        response = await self._send("listContacts", "GET", CONTACTS, params=params)
+        response = await self._send("listContacts", "GET", self.paths.contacts, params=params)
         return decode_collection(response.content)
 
     async def batch_create_contacts(
@@ -469,7 +486,7 @@ class HubSpotClient:
         response = await self._send(
             "batchCreateContacts",
             "POST",
-            f"{CONTACTS}/batch/create",
+            f"{self.paths.contacts}/batch/create",
             body=BatchCreateRequest(inputs=list(inputs)),
             idempotent=False,
             retry_unknown=retry_unknown,
@@ -481,7 +498,7 @@ class HubSpotClient:
     async def get_property(self, object_type: str, name: str) -> Property:
         """One property definition; raises :class:`HubSpotNotFound` if there is none."""
         response = await self._send(
-            "getProperty", "GET", f"{PROPERTIES}/{_id(object_type)}/{_id(name)}"
+            "getProperty", "GET", f"{self.paths.properties}/{_id(object_type)}/{_id(name)}"
         )
         return decode_property(response.content)
 
@@ -489,14 +506,16 @@ class HubSpotClient:
         """Define a custom property; raises :class:`HubSpotConflict` (409) if the name is
         taken. Repeating it is harmless (the repeat is a 409), so it is retried."""
         response = await self._send(
-            "createProperty", "POST", f"{PROPERTIES}/{_id(object_type)}", body=definition
+            "createProperty", "POST", f"{self.paths.properties}/{_id(object_type)}", body=definition
         )
         return decode_property(response.content)
 
     async def get_property_group(self, object_type: str, name: str) -> PropertyGroup:
         """One property group; raises :class:`HubSpotNotFound` if there is none."""
         response = await self._send(
-            "getPropertyGroup", "GET", f"{PROPERTIES}/{_id(object_type)}/groups/{_id(name)}"
+            "getPropertyGroup",
+            "GET",
+            f"{self.paths.properties}/{_id(object_type)}/groups/{_id(name)}",
         )
         return decode_property_group(response.content)
 
@@ -505,7 +524,10 @@ class HubSpotClient:
     ) -> PropertyGroup:
         """Define a property group; raises :class:`HubSpotConflict` (409) if it exists."""
         response = await self._send(
-            "createPropertyGroup", "POST", f"{PROPERTIES}/{_id(object_type)}/groups", body=group
+            "createPropertyGroup",
+            "POST",
+            f"{self.paths.properties}/{_id(object_type)}/groups",
+            body=group,
         )
         return decode_property_group(response.content)
 
@@ -533,7 +555,7 @@ class HubSpotClient:
         response = await self._send(
             "batchCreateCallContactAssociations",
             "POST",
-            CALL_CONTACT_ASSOCIATIONS,
+            self.paths.call_contact_associations,
             body=AssociationBatchCreateRequest(inputs=inputs),
         )
         return decode_association_batch(response.content, response.status_code)

@@ -34,3 +34,8 @@ DAILY_REMAINING: Final = Gauge(
     "callbridge_hubspot_daily_remaining",
     "HubSpot's X-HubSpot-RateLimit-Daily-Remaining, when it sends it",
 )
+OAUTH_REFRESHES: Final = Counter(
+    "callbridge_hubspot_oauth_refreshes_total",
+    "OAuth access-token refreshes by portal and result (ok, refused, unavailable)",
+    ["portal", "result"],
+)

@@ -1,7 +1,9 @@
 """One HubSpot request, done carefully: paced, retried, logged and measured.
 
 :class:`Session` owns the process's single ``httpx.AsyncClient`` (pooled connections,
-timeouts, the bearer token) and the rate budgets. Every request:
+timeouts) and the rate budgets; the Bearer token comes from a
+:class:`~service.hubspot.oauth.TokenProvider` on every request (a fixed token, or OAuth).
+Every request:
 
 1. books a slot in the shared rolling-10-second budget (and, for a search, the 1-second
    search budget) and sleeps until it;
@@ -11,7 +13,9 @@ timeouts, the bearer token) and the rate budgets. Every request:
 4. on 5xx, timeouts and connection errors is tried again with exponential backoff and
    jitter (tenacity), unless it is a create whose outcome is now unknown and the caller
    did not allow repeating it;
-5. gives up when the next attempt would start after ``deadline_s``.
+5. on 401 ``EXPIRED_AUTHENTICATION`` asks the token provider for a fresh token and is
+   sent once more (an OAuth provider refreshes; a fixed token does not, and it raises);
+6. gives up when the next attempt would start after ``deadline_s``.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from tenacity import (
 
 from service.hubspot import metrics
 from service.hubspot.errors import (
+    HubSpotAuthError,
     HubSpotDailyLimitExceeded,
     HubSpotError,
     HubSpotRateLimited,
@@ -41,6 +46,7 @@ from service.hubspot.errors import (
     error_from_response,
     parse_retry_after,
 )
+from service.hubspot.oauth import StaticToken, TokenProvider
 from service.hubspot.pacing import Clock, RollingWindow, reserve_all
 
 log = structlog.get_logger()
@@ -71,7 +77,7 @@ class Session:
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | TokenProvider,
         *,
         rate: int = 100,
         search_rate: int = 5,
@@ -85,6 +91,7 @@ class Session:
         backoff_max_s: float = 5.0,
     ) -> None:
         self.deadline_s = deadline_s
+        self.auth: TokenProvider = StaticToken(token) if isinstance(token, str) else token
         self.budget = RollingWindow(rate, 10.0, clock)
         self.search_budget = RollingWindow(search_rate, 1.0, clock)
         self._clock = clock
@@ -95,7 +102,6 @@ class Session:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={
-                "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "User-Agent": USER_AGENT,
             },
@@ -114,6 +120,7 @@ class Session:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self.auth.aclose()
 
     async def request(
         self,
@@ -159,8 +166,11 @@ class Session:
             await self._sleep(wait)
 
         op = call.operation
+        token = await self.auth.token()  # an OAuth provider may refresh first
         started = self._clock()
-        headers = {"Content-Type": "application/json"} if call.body is not None else None
+        headers = {"Authorization": f"Bearer {token}"}
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
         try:
             response = await self._http.request(
                 call.method, call.path, params=call.params, content=call.body, headers=headers
@@ -203,6 +213,14 @@ class Session:
             retry_after_s=parse_retry_after(response.headers.get("retry-after")),
             operation=op,
         )
+        if (
+            isinstance(failure, HubSpotAuthError)
+            and failure.category == "EXPIRED_AUTHENTICATION"
+            and not call.auth_retried
+        ):
+            call.auth_retried = True  # once: refresh (or take the one another did), resend
+            if await self.auth.expired(token):
+                return await self._attempt(call)
         if isinstance(failure, HubSpotRateLimited):
             metrics.RATE_LIMITED.labels(failure.policy or "UNKNOWN").inc()
             searchly = call.search and failure.policy != "TEN_SECONDLY_ROLLING"
@@ -274,6 +292,7 @@ class _Call:
         self.idempotent = idempotent
         self.retry_unknown = retry_unknown
         self.unknown = False  # some attempt was sent and its outcome is unknown
+        self.auth_retried = False  # resent once after a 401 EXPIRED_AUTHENTICATION
 
     def sent_without_answer(self, err: HubSpotUnavailable) -> None:
         """An attempt reached HubSpot (maybe) and no answer says what it did."""

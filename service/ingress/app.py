@@ -195,6 +195,7 @@ def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
                 await asyncio.wait_for(link.produce(events, rid), settings.produce_timeout_s)
             except Exception as exc:  # timeout, not connected, broker errors: retry later
                 log.warning("kafka_unavailable", error=repr(exc))
+                link.failed(exc)
                 return error(503, "kafka unavailable", "retry later")
             metrics.INGRESS_EVENTS.labels(name).inc(len(events))
         if decision.replay_key is not None:  # only now: a retry after a 503 is no replay

@@ -1,5 +1,10 @@
 """The ingress's Kafka producer: connects in the background so the ingress starts and keeps
-serving (with 503s) while Kafka is down, and recovers without a restart."""
+serving (with 503s) while Kafka is down, and recovers without a restart.
+
+A producer the broker no longer accepts is replaced: after a non-retriable error (an
+idempotent producer's ``OutOfOrderSequenceNumber`` once a restarted broker lost its state)
+or ``RESET_AFTER`` failed produces in a row, it is closed and a new one connects; until then
+``ready()`` is False and webhooks get 503 (the providers retry)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import time
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from handlers.event import CallEvent, encode_event
 from service import metrics
@@ -17,12 +23,16 @@ from service.kafka import ensure_topics, make_producer
 
 log = structlog.get_logger()
 
+#: failed produces in a row after which the producer is replaced
+RESET_AFTER = 3
+
 
 class KafkaLink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
+        self.failures = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._connect_loop())
@@ -77,7 +87,24 @@ class KafkaLink:
             for event in events
         ]
         await asyncio.gather(*futures)
+        self.failures = 0
         metrics.PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+    def failed(self, exc: BaseException) -> None:
+        """A produce failed (or timed out): replace the producer when it looks stuck."""
+        self.failures += 1
+        fatal = isinstance(exc, KafkaError) and not exc.retriable
+        if self.producer is None or not (fatal or self.failures >= RESET_AFTER):
+            return
+        stale, self.producer = self.producer, None
+        self.failures = 0
+        log.warning("kafka_producer_reset", error=repr(exc))
+        asyncio.get_running_loop().create_task(self._replace(stale))
+
+    async def _replace(self, stale: AIOKafkaProducer) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stale.stop(), 10)
+        self._task = asyncio.create_task(self._connect_loop())
 
     async def stop(self) -> None:
         if self._task is not None:
