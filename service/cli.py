@@ -141,17 +141,28 @@ def kafka(
     from service.localkafka import KAFKA_VERSION, LocalKafka
 
     logs.configure()
-    broker = _start_broker(
-        LocalKafka(data_dir=data_dir, port=port, controller_port=controller_port)
-    )
-    typer.echo(f"Apache Kafka {KAFKA_VERSION} ready on {broker.bootstrap} (Ctrl-C stops it)")
+    _stop_on_sigterm()
+    broker = LocalKafka(data_dir=data_dir, port=port, controller_port=controller_port)
     try:
+        _start_broker(broker)
+        typer.echo(f"Apache Kafka {KAFKA_VERSION} ready on {broker.bootstrap} (Ctrl-C stops it)")
         while broker.running():
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         broker.stop()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops like Ctrl-C: the ``finally`` that stops the broker runs (the broker also
+    gets a death signal from the kernel should this process be SIGKILLed)."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 DEV_SECRETS = {provider: f"dev-{provider}-secret" for provider in PROVIDER_SECRETS}
@@ -178,13 +189,21 @@ def run(
     )
     s = _settings()
     broker: LocalKafka | None = None
+    _stop_on_sigterm()  # until the services take over SIGTERM: the broker is stopped too
     if not _reachable(s.kafka_bootstrap):
         if s.kafka_bootstrap != "127.0.0.1:9092":
             typer.echo(
                 f"error: CALLBRIDGE_KAFKA_BOOTSTRAP={s.kafka_bootstrap} is not reachable", err=True
             )
             raise typer.Exit(2)
-        broker = _start_broker(LocalKafka(data_dir=data_dir))
+        broker = LocalKafka(data_dir=data_dir)
+        try:
+            _start_broker(broker)
+        except KeyboardInterrupt:
+            broker.stop()
+            raise typer.Exit(130) from None
+    else:
+        typer.echo(_foreign_broker_notice(s.kafka_bootstrap), err=True)
     sandbox_proc = None
     if s.hubspot_url.rstrip("/") == "http://127.0.0.1:8090":
         # persisted next to the broker's data: the writer's calls.ids records survive a
@@ -243,7 +262,12 @@ def _banner(s: Settings, *, started_kafka: bool) -> None:
     lines = [
         "",
         "callbridge is running:",
-        f"  kafka     {s.kafka_bootstrap}{' (local broker started)' if started_kafka else ''}",
+        f"  kafka     {s.kafka_bootstrap}"
+        + (
+            " (local broker started by this command; stops with it)"
+            if started_kafka
+            else " (NOT started by this command: a broker that was already running)"
+        ),
         f"  hubspot   {s.hubspot_url}",
         f"  ingress   http://{s.ingress_host}:{s.ingress_port}/webhooks/<provider>",
         f"  metrics   http://{s.ingress_host}:{s.ingress_metrics_port}/metrics (ingress)",
@@ -319,6 +343,17 @@ def _start_broker(broker: LocalKafka) -> LocalKafka:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     return broker
+
+
+def _foreign_broker_notice(bootstrap: str) -> str:
+    """What ``run`` says when something already listens on the broker address."""
+    if bootstrap == "127.0.0.1:9092":
+        return (
+            f"note: a Kafka broker is already listening on {bootstrap}; callbridge run uses "
+            "it and did NOT start it (it may be an earlier run's, with that run's data). "
+            "Stop it to get a broker of this run, or set CALLBRIDGE_KAFKA_BOOTSTRAP."
+        )
+    return f"note: using the Kafka broker at {bootstrap} (CALLBRIDGE_KAFKA_BOOTSTRAP); not started here"
 
 
 def _reachable(bootstrap: str) -> bool:

