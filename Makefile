@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck format bench kafka clean
+.PHONY: install run test lint typecheck format bench bench-smoke bench-tools kafka clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ run: install
 	$(BIN)/callbridge run
 
 ## Every test, against a real Apache Kafka broker the harness starts (needs Java 17+ and Maven).
-test: install
+test: install bench-tools
 	bash deploy/install-kustomize.sh
 	$(BIN)/pytest
 
@@ -35,9 +35,17 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Benchmarks: print tables of measured figures (not timed tests).
-bench: install
+## Benchmarks: tables of measured figures, bench/results/latest.json and plots (< 15 min).
+bench: install bench-tools
 	$(BIN)/python -m bench
+
+## Every benchmark part at tiny sizes (seconds; tests/bench runs it in `make test`).
+bench-smoke: install bench-tools
+	$(BIN)/python -m bench --smoke
+
+## wrk (Debian's package) drives the ingress in the benchmarks.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 kafka: install
 	$(BIN)/callbridge kafka

@@ -47,11 +47,12 @@ def ingress(
     """Serve provider webhooks: POST /webhooks/{provider}, /healthz, /readyz, /metrics."""
     from service.ingress import create_app
     from service.runtime import make_server, serve_until_stopped
+    from service.runtime import run as run_on_loop
 
     s = _settings(ingress_host=host, ingress_port=port)
     server = make_server(create_app(s), s.ingress_host, s.ingress_port)
     log.info("ingress_listening", url=f"http://{s.ingress_host}:{s.ingress_port}")
-    asyncio.run(serve_until_stopped([server], [], []))
+    run_on_loop(serve_until_stopped([server], [], []))
 
 
 @app.command()
@@ -63,6 +64,7 @@ def writer(
 ) -> None:
     """Consume calls.events and write calls to HubSpot in batches (a consumer-group member)."""
     from service.runtime import make_server, serve_until_stopped
+    from service.runtime import run as run_on_loop
     from service.writer import Writer
 
     s = _settings(writer_health_port=health_port)
@@ -72,7 +74,7 @@ def writer(
         server = make_server(w.health_app(), health_host, s.writer_health_port)
         await serve_until_stopped([server], [w.run], [w.stop])
 
-    asyncio.run(main())
+    run_on_loop(main())
 
 
 @app.command()
@@ -179,8 +181,10 @@ def run(
         )
         _wait_http("http://127.0.0.1:8090/_sandbox/stats")
     _banner(s, started_kafka=broker is not None)
+    from service.runtime import run as run_on_loop
+
     try:
-        asyncio.run(_run_services(s))
+        run_on_loop(_run_services(s))
     finally:
         if sandbox_proc is not None:
             sandbox_proc.terminate()

@@ -14,6 +14,17 @@ from typing import Any
 
 import uvicorn
 
+#: The event loop every server and the writer run on: uvloop where it is installed (it comes
+#: with ``uvicorn[standard]``; `make bench` measures the ingress on both), else
+#: asyncio's own. ``None`` means asyncio's default loop.
+loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+try:
+    import uvloop
+
+    loop_factory = uvloop.new_event_loop
+except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+    loop_factory = None
+
 
 class Server(uvicorn.Server):
     """uvicorn's server without its own signal capture: the caller owns shutdown."""
@@ -35,6 +46,13 @@ def make_server(app: Any, host: str, port: int, *, log_level: str = "warning") -
         timeout_graceful_shutdown=10,
     )
     return Server(config)
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run(main)`` on :data:`loop_factory`'s loop (uvloop): what every long-running
+    command uses, since calling ``Server.serve()`` ourselves bypasses uvicorn's loop setup."""
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main)
 
 
 def install_stop_handler(stop: Callable[[], None]) -> None:
