@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -108,6 +109,7 @@ def main() -> None:
         if broker is not None:
             broker.stop()
     result["wall_s"] = round(time.monotonic() - started, 1)
+    result["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
     result["details"] = details
     args.out.mkdir(parents=True, exist_ok=True)
     make_plots(details, args.out, result)

@@ -277,6 +277,8 @@ def summarize(collapsed: str, load: WrkResult | None = None) -> dict[str, object
     self_fn: collections.Counter[str] = collections.Counter()
     incl_fn: collections.Counter[str] = collections.Counter()
     incl_bucket: collections.Counter[str] = collections.Counter()
+    self_bucket: collections.Counter[str] = collections.Counter()
+    middleware_self = 0
     for line in collapsed.splitlines():
         stack, _, count_s = line.rpartition(" ")
         if not stack or not count_s.isdigit():
@@ -288,6 +290,10 @@ def summarize(collapsed: str, load: WrkResult | None = None) -> dict[str, object
         if not frames:
             continue
         self_fn[frames[-1][0]] += count
+        leaf = frames[-1][1]
+        self_bucket[_bucket(leaf) or "other (stdlib, C)"] += count
+        if "middleware/" in leaf or "_exception_handler" in leaf:
+            middleware_self += count
         for name, file in {f for f in frames}:
             if not any(root in file for root in ROOTS):
                 incl_fn[name] += count
@@ -300,14 +306,14 @@ def summarize(collapsed: str, load: WrkResult | None = None) -> dict[str, object
     def share(counter: collections.Counter[str], n: int) -> list[list[object]]:
         return [[k, round(100 * v / total, 1)] for k, v in counter.most_common(n)]
 
-    mw = sum(v for k, v in incl_fn.items() if "middleware" in k.lower()) if incl_fn else 0
     return {
         "samples": total,
         "load_rps": round(load.rps, 1) if load else None,
         "self_top": share(self_fn, 15),
         "inclusive_top": share(incl_fn, 25),
         "by_library_inclusive_pct": share(incl_bucket, len(BUCKETS)),
-        "middleware_frames_inclusive_pct_sum": round(100 * mw / total, 1),
+        "by_library_self_pct": share(self_bucket, len(BUCKETS) + 1),
+        "middleware_self_pct": round(100 * middleware_self / total, 1),
     }
 
 
@@ -336,6 +342,12 @@ def profile_report(prof: dict[str, object]) -> str:
         "by library (inclusive):",
     ]
     lines += [f"  {pct:5.1f} %  {name}" for name, pct in prof["by_library_inclusive_pct"]]  # type: ignore[attr-defined]
+    lines.append("by library (self: where the CPU is spent):")
+    lines += [f"  {pct:5.1f} %  {name}" for name, pct in prof["by_library_self_pct"]]  # type: ignore[attr-defined]
+    lines.append(
+        f"Starlette/uvicorn middleware frames (ProxyHeaders, ServerError, Exception), self: "
+        f"{prof['middleware_self_pct']} %"
+    )
     lines.append("top functions (self):")
     lines += [f"  {pct:5.1f} %  {name}" for name, pct in prof["self_top"]]  # type: ignore[attr-defined]
     lines.append("top functions (inclusive):")

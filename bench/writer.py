@@ -257,6 +257,7 @@ def run_writer(
         workdir / "logs",
     )
     started = time.monotonic()
+    sandbox_cpu0 = sb.child.cpu_s()
     try:
         while True:
             time.sleep(sample_s)
@@ -287,7 +288,7 @@ def run_writer(
                 run.finished = True
                 break
             if t >= seconds:
-                run.exit_note = f"stopped after {seconds:.0f} s (time budget), not drained"
+                run.exit_note = f"{seconds:.0f} s budget, not drained"
                 break
         run.wall_s = time.monotonic() - started
         if child.alive():
@@ -296,8 +297,11 @@ def run_writer(
     finally:
         child.stop()
         watch.close()
+    sandbox_cpu = sb.child.cpu_s() - sandbox_cpu0
     after = sb.stats()
     run.stats = {
+        "writer_cpu_pct": round(100 * run.cpu_s / max(run.wall_s, 1e-9), 1),
+        "sandbox_cpu_pct": round(100 * sandbox_cpu / max(run.wall_s, 1e-9), 1),
         "requests_by_op": requests_by_op(before, after),
         "requests": requests_total(after) - base_requests,
         "rate_limited_429": requests_total(after, ok_only=False)
@@ -444,6 +448,7 @@ def writer_report(w: dict[str, object]) -> str:
             fmt(float(w["requests_per_100_calls"]), 1),  # type: ignore[arg-type]
             fmt(float(w["cpu_s_per_10k_events"]), 2),  # type: ignore[arg-type]
             fmt(run.peak_rss_mb),
+            f"{run.stats['writer_cpu_pct']} / {run.stats['sandbox_cpu_pct']}",
             f"{run.wall_s:.0f} s ({status})",
         ],
         [
@@ -453,6 +458,7 @@ def writer_report(w: dict[str, object]) -> str:
             f"{naive['extrapolated_records_per_s'] / CEILING:.4f}",
             "-",
             fmt(naive["requests_per_100_calls"], 1),
+            "-",
             "-",
             "-",
             f"{naive['wall_s']:.0f} s sample; all: {naive['extrapolated_wall_s'] / 3600:.1f} h",
@@ -486,6 +492,7 @@ def writer_report(w: dict[str, object]) -> str:
                 "req/100 calls",
                 "CPU s/10k ev",
                 "peak RSS MB",
+                "CPU % writer/sandbox",
                 "wall",
             ],
             rows,
@@ -659,6 +666,7 @@ def backlog_report(b: dict[str, object]) -> str:
             fmt(float(b["rss_peak_mb"])),  # type: ignore[arg-type]
             fmt(float(b["rss_end_mb"])),  # type: ignore[arg-type]
             fmt(float(b["rss_second_half_growth_mb"]), 1),  # type: ignore[arg-type]
+            f"{run.stats['writer_cpu_pct']} / {run.stats['sandbox_cpu_pct']}",
             f"{run.wall_s:.0f} s ({'drained' if run.finished else run.exit_note})",
         ]
     ]
@@ -673,6 +681,7 @@ def backlog_report(b: dict[str, object]) -> str:
             "peak MB",
             "end MB",
             "2nd-half growth MB",
+            "CPU % writer/sandbox",
             "wall",
         ],
         rows,
