@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int = 6) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
     futures = admin.create_topics([NewTopic(topic, partitions, 1)])
     for f in futures.values():
         try:

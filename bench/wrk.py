@@ -107,6 +107,7 @@ class WrkResult:
     max_ms: float
     pool: int
     offered_rps: float | None = None
+    server_cpu_ms_per_req: float | None = None
 
     @property
     def wrapped(self) -> bool:
@@ -125,6 +126,7 @@ class WrkResult:
             "p99_ms": round(self.p99_ms, 2),
             "max_ms": round(self.max_ms, 2),
             "offered_rps": self.offered_rps,
+            "server_cpu_ms_per_req": self.server_cpu_ms_per_req,
         }
 
 
