@@ -671,7 +671,7 @@ def backlog_report(b: dict[str, object]) -> str:
         ]
     ]
     return table(
-        "\nWriter memory under backlog (HubSpot limits lifted so it drains at CPU speed; RSS "
+        "\nWriter memory under backlog (HubSpot's limits lifted in the sandbox and the writer; RSS "
         "sampled each second, peak = the kernel's VmHWM)",
         [
             "backlog events",
