@@ -95,3 +95,29 @@ def _metric(name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+async def test_compressed_batches_of_every_codec_are_written(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """Events produced lz4- and zstd-compressed are consumed and written (the writer exited
+    with UnsupportedCodecError on an lz4 batch: any producer using lz4 stopped it)."""
+    from service.model import encode_event
+
+    for n, codec in enumerate(("lz4", "zstd", "snappy")):
+        producer = make_producer(kafka.settings, compression_type=codec)
+        await producer.start()
+        try:
+            for i in range(10):
+                e = event(n * 10 + i, "call.ended", timedelta())
+                await producer.send_and_wait(
+                    kafka.settings.topic_events, encode_event(e), key=e.key.encode()
+                )
+        finally:
+            await producer.stop()
+    await start_writer()
+
+    async def written() -> bool:
+        return len(all_calls(sandbox, PROPS)) == 30
+
+    await wait_until(written, timeout_s=60)
