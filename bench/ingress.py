@@ -52,9 +52,10 @@ def _start(kind: str, bootstrap: str, topics: Topics, logdir: Path) -> tuple[Chi
         cmd = [sys.executable, "-m", "bench.bare", "--port", str(port)]
     elif kind == "ingress":
         cmd = [*CLI, "ingress", "--host", "127.0.0.1", "--port", str(port)]
+        cmd += ["--metrics-port", str(free_port())]
     else:  # ingress on asyncio's loop
         cmd = [sys.executable, "-m", "bench.asyncio_loop", "ingress", "--host", "127.0.0.1"]
-        cmd += ["--port", str(port)]
+        cmd += ["--port", str(port), "--metrics-port", str(free_port())]
     child = Child(f"{kind}-{topics.suffix}", cmd, env(bootstrap, topics.env()), logdir)
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/readyz", child)

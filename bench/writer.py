@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +32,7 @@ from service.localkafka import free_port
 RATE_10S = 190
 SEARCH_RATE = 5
 CEILING = RATE_10S * 100 / 10  # records/s
-SEED_TOKEN, CHECK_TOKEN, NAIVE_TOKEN = "bench-seed", "bench-check", "bench-naive"
+CHECK_TOKEN, NAIVE_TOKEN = "bench-check", "bench-naive"
 WRITE_OPS = ("batchCreateCalls", "batchUpdateCalls", "batchUpsertCalls")
 UNLIMITED = {"rate_limit": 1_000_000, "search_rate": 1_000_000}
 
@@ -73,19 +74,24 @@ class WriterRun:
 
 
 class Sandbox:
-    """``callbridge sandbox`` at HubSpot's limits, with the bench's own tokens beside the
-    writer's (limits are per token; the store is shared)."""
+    """``callbridge sandbox`` at HubSpot's limits: the writer's portal (``TOKEN``, the
+    default one, set up with ``callbridge hubspot setup`` as a deployment is), and portals
+    of their own for the naive baseline and the search-limit check (each token is a portal:
+    its own records, limits and stats)."""
 
     def __init__(self, workdir: Path):
         self.port = free_port()
         cmd = [*CLI, "sandbox", "--port", str(self.port), "--rate-limit", f"{RATE_10S}/10s"]
         cmd += ["--search-rate", str(SEARCH_RATE)]
-        for t in (TOKEN, SEED_TOKEN, CHECK_TOKEN, NAIVE_TOKEN):
+        for t in (TOKEN, CHECK_TOKEN, NAIVE_TOKEN):
             cmd += ["--token", t]
         self.child = Child("sandbox", cmd, env("unused"), workdir / "logs")
         self.url = f"http://127.0.0.1:{self.port}"
         wait_http(self.url + "/_sandbox/stats", self.child)
         self.http = httpx.Client(base_url=self.url, timeout=60)
+        setup_env = env("unused") | {"CALLBRIDGE_HUBSPOT_URL": self.url}
+        setup_env["CALLBRIDGE_HUBSPOT_TOKEN"] = TOKEN
+        subprocess.run([*CLI, "hubspot", "setup"], env=setup_env, check=True, capture_output=True)
 
     def stats(self) -> dict[str, object]:
         return dict(self.http.get("/_sandbox/stats").json())
@@ -107,7 +113,7 @@ class Sandbox:
         rng = random.Random(seed)
         distinct = sorted(set(numbers))
         chosen = [n for n in distinct if rng.random() < share]
-        auth = {"authorization": f"Bearer {SEED_TOKEN}"}
+        auth = {"authorization": f"Bearer {TOKEN}"}  # the writer's portal
         with self.unlimited():
             for start in range(0, len(chosen), 100):
                 inputs = [
@@ -521,7 +527,8 @@ def part_e2e(
     )
     ingress = Child(
         "e2e-ingress",
-        [*CLI, "ingress", "--host", "127.0.0.1", "--port", str(ingress_port)],
+        [*CLI, "ingress", "--host", "127.0.0.1", "--port", str(ingress_port)]
+        + ["--metrics-port", str(free_port())],
         e,
         workdir / "logs",
     )
