@@ -3,9 +3,10 @@
 It reads the calls' records, matches their contacts, asks ``core.plan`` what each call
 needs, and carries the decisions out in rounds (a lookup may lead to a create, a create
 refused as existing to a lookup, a lookup to an update): intents are written durably
-before creates are sent; creates, updates and associations go in batches of at most 100;
-a batch refused as a whole is split until the culprit is alone. Every outcome goes back
-through ``core.settle``. At the end the new records are written durably and the dead
+before creates are sent; creates, updates and associations go to the port all at once
+(it sends HubSpot's batches of 100 concurrently, within the client's pacing); the inputs
+of a batch refused as a whole are split until the culprit is alone. Every outcome goes
+back through ``core.settle``. At the end the new records are written durably and the dead
 letters produced, and only then are the calls reported settled (the shell commits their
 offsets).
 
@@ -314,77 +315,82 @@ class _Run:
         send: Callable[[Sequence[In]], Awaitable[Mapping[str, WriteOutcome]]],
         inputs: list[In],
     ) -> dict[str, WriteOutcome]:
+        """Send ``inputs`` (the port batches them); inputs of a batch refused as a whole are
+        split and sent again until the one at fault is alone (then it alone is refused)."""
         if not inputs:
             return {}
         answers = dict(await send(inputs))
-        split = any(isinstance(a, Refused) and a.whole_batch for a in answers.values())
-        if len(inputs) > 1 and split:
-            log.info("batch_bisected", size=len(inputs))
-            mid = len(inputs) // 2
-            return await self._send(send, inputs[:mid]) | await self._send(send, inputs[mid:])
+        flagged = [
+            i for i in inputs if isinstance(a := answers.get(i.key), Refused) and a.whole_batch
+        ]
+        if len(flagged) > 1:
+            log.info("batch_bisected", size=len(flagged))
+            mid = len(flagged) // 2
+            answers |= await self._send(send, flagged[:mid])
+            answers |= await self._send(send, flagged[mid:])
+        elif flagged:
+            refused = answers[flagged[0].key]
+            assert isinstance(refused, Refused)
+            answers[flagged[0].key] = Refused(refused.failure)
         return answers
 
     async def _creates(self, creates: list[Create], nxt: list[Decision | _Associate]) -> None:
-        for chunk in _chunks(creates, BATCH):
-            owned = await self.owned([c.pending for c in chunk])
-            chunk = [c for c in chunk if c.pending.key in owned]
-            if not chunk:
-                continue
-            now = self.f.wall()
-            intents = {c.pending.key: core.intent(c, self.record(c.pending), now) for c in chunk}
-            await self.f.store.put(
-                [(c.pending.key, c.pending.partition, intents[c.pending.key]) for c in chunk]
-            )
-            for c in chunk:
-                self.records[c.pending.key] = intents[c.pending.key]
-            owned = await self.owned([c.pending for c in chunk])  # lost while writing intents?
-            chunk = [c for c in chunk if c.pending.key in owned]
-            # An intent tells other writers when the create could still land (intent_at plus
-            # the unknown window). Sent much later (this writer stalled), it would land after
-            # that: do not send it; the call comes back through a lookup.
-            late = self.f.wall() - now > self.f.policy.unknown_window_s / 2
-            if late:
-                self.report.retry += [(c.pending, self.f.wall()) for c in chunk]
-                continue
-            inputs = [
-                CreateInput(c.pending.key, dict(c.merged.properties), c.associations) for c in chunk
-            ]
-            answers = await self._send(self.f.calls.create, inputs)
-            now = self.f.wall()
-            for c in chunk:
-                answer = answers.get(c.pending.key, Unknown("no answer for this input"))
-                s = core.settle(c, answer, intents[c.pending.key], now, self.f.policy, self.f.index)
-                self.apply(c.pending, s, nxt)
+        owned = await self.owned([c.pending for c in creates])
+        creates = [c for c in creates if c.pending.key in owned]
+        if not creates:
+            return
+        now = self.f.wall()
+        intents = {c.pending.key: core.intent(c, self.record(c.pending), now) for c in creates}
+        await self.f.store.put(
+            [(c.pending.key, c.pending.partition, intents[c.pending.key]) for c in creates]
+        )
+        for c in creates:
+            self.records[c.pending.key] = intents[c.pending.key]
+        owned = await self.owned([c.pending for c in creates])  # lost while writing intents?
+        creates = [c for c in creates if c.pending.key in owned]
+        # An intent tells other writers when the create could still land (intent_at plus
+        # the unknown window). Sent much later (this writer stalled), it would land after
+        # that: do not send it; the call comes back through a lookup.
+        if self.f.wall() - now > self.f.policy.unknown_window_s / 2:
+            self.report.retry += [(c.pending, self.f.wall()) for c in creates]
+            return
+        inputs = [
+            CreateInput(c.pending.key, dict(c.merged.properties), c.associations) for c in creates
+        ]
+        answers = await self._send(self.f.calls.create, inputs)
+        now = self.f.wall()
+        for c in creates:
+            answer = answers.get(c.pending.key, Unknown("no answer for this input"))
+            s = core.settle(c, answer, intents[c.pending.key], now, self.f.policy, self.f.index)
+            self.apply(c.pending, s, nxt)
 
     async def _updates(self, updates: list[Update], nxt: list[Decision | _Associate]) -> None:
-        for chunk in _chunks(updates, BATCH):
-            owned = await self.owned([u.pending for u in chunk])
-            chunk = [u for u in chunk if u.pending.key in owned]
-            inputs = [
-                UpdateInput(u.pending.key, u.hubspot_id, dict(u.merged.delta))
-                for u in chunk
-                if u.merged.delta
-            ]
-            answers = await self._send(self.f.calls.update, inputs)
-            now = self.f.wall()
-            for u in chunk:
-                answer = answers.get(u.pending.key, Written(u.hubspot_id))  # nothing to send
-                s = core.settle(u, answer, self.record(u.pending), now, self.f.policy, self.f.index)
-                self.apply(u.pending, s, nxt)
+        owned = await self.owned([u.pending for u in updates])
+        updates = [u for u in updates if u.pending.key in owned]
+        inputs = [
+            UpdateInput(u.pending.key, u.hubspot_id, dict(u.merged.delta))
+            for u in updates
+            if u.merged.delta
+        ]
+        answers = await self._send(self.f.calls.update, inputs)
+        now = self.f.wall()
+        for u in updates:
+            answer = answers.get(u.pending.key, Written(u.hubspot_id))  # nothing to send
+            s = core.settle(u, answer, self.record(u.pending), now, self.f.policy, self.f.index)
+            self.apply(u.pending, s, nxt)
 
     async def _associate(self, links: list[_Associate], nxt: list[Decision | _Associate]) -> None:
-        for chunk in _chunks(links, BATCH):
-            owned = await self.owned([a.pending for a in chunk])
-            chunk = [a for a in chunk if a.pending.key in owned]
-            inputs = [
-                AssociateInput(a.pending.key, a.record.hubspot_id or "", a.contacts) for a in chunk
-            ]
-            answers = await self._send(self.f.calls.associate, inputs)
-            now = self.f.wall()
-            for a in chunk:
-                answer = answers.get(a.pending.key, Unknown("no answer for this input"))
-                s = core.associated(a.record, a.contacts, answer, now, self.f.policy)
-                self.apply(a.pending, s, nxt)
+        owned = await self.owned([a.pending for a in links])
+        links = [a for a in links if a.pending.key in owned]
+        inputs = [
+            AssociateInput(a.pending.key, a.record.hubspot_id or "", a.contacts) for a in links
+        ]
+        answers = await self._send(self.f.calls.associate, inputs)
+        now = self.f.wall()
+        for a in links:
+            answer = answers.get(a.pending.key, Unknown("no answer for this input"))
+            s = core.associated(a.record, a.contacts, answer, now, self.f.policy)
+            self.apply(a.pending, s, nxt)
 
     # -- the end of the flush -------------------------------------------------------------
 

@@ -14,8 +14,9 @@ Which HubSpot trouble means what:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from typing import Final
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Final, TypeVar
 
 import structlog
 
@@ -52,6 +53,9 @@ from service.writer.ports import (
 )
 
 log = structlog.get_logger()
+
+BATCH: Final = 100
+In = TypeVar("In", CreateInput, UpdateInput)
 
 EXTERNAL_ID: Final = "hs_call_external_id"
 KEY_PROPERTY: Final = "callbridge_call_key"
@@ -124,6 +128,15 @@ def search_chunks(values: Sequence[str], budget: int = 2000, most: int = 100) ->
     return out
 
 
+async def _batched(
+    send: Callable[[Sequence[In]], Awaitable[Mapping[str, WriteOutcome]]], inputs: Sequence[In]
+) -> dict[str, WriteOutcome]:
+    """``inputs`` in HubSpot's batches of 100, sent concurrently (the client paces them)."""
+    chunks = [inputs[start : start + BATCH] for start in range(0, len(inputs), BATCH)]
+    answers = await asyncio.gather(*(send(chunk) for chunk in chunks))
+    return {k: v for answer in answers for k, v in answer.items()}
+
+
 class HubSpotCalls:
     """``CallsPort`` over the HubSpot client. ``key_property``: the unique call-key
     property creates carry and lookups read by (None: search ``hs_call_external_id``)."""
@@ -133,6 +146,12 @@ class HubSpotCalls:
         self.key_property = key_property
 
     async def create(self, inputs: Sequence[CreateInput]) -> Mapping[str, WriteOutcome]:
+        return await _batched(self._create, inputs)
+
+    async def update(self, inputs: Sequence[UpdateInput]) -> Mapping[str, WriteOutcome]:
+        return await _batched(self._update, inputs)
+
+    async def _create(self, inputs: Sequence[CreateInput]) -> Mapping[str, WriteOutcome]:
         keys = [i.key for i in inputs]
         payload = [
             create_input(
@@ -163,7 +182,7 @@ class HubSpotCalls:
             k: _item(o, "batchCreateCalls", create=True, status=status) for k, o in items.items()
         }
 
-    async def update(self, inputs: Sequence[UpdateInput]) -> Mapping[str, WriteOutcome]:
+    async def _update(self, inputs: Sequence[UpdateInput]) -> Mapping[str, WriteOutcome]:
         keys = [i.key for i in inputs]
         payload = [update_input(i.hubspot_id, i.properties, trace_id=i.key) for i in inputs]
         try:
@@ -183,36 +202,40 @@ class HubSpotCalls:
         }
 
     async def associate(self, inputs: Sequence[AssociateInput]) -> Mapping[str, WriteOutcome]:
-        """Every input's pairs, 100 pairs a request; an input is written once all of its
-        pairs are."""
+        """Every input's pairs, 100 pairs a request, the requests concurrent; an input is
+        written once all of its pairs are."""
         pairs = [(i.key, i.hubspot_id, c) for i in inputs for c in i.contacts]
         out: dict[str, WriteOutcome] = {i.key: Written(i.hubspot_id) for i in inputs}
-        for start in range(0, len(pairs), 100):
-            chunk = pairs[start : start + 100]
-            owners = {k for k, _, _ in chunk}
-            try:
-                response = await self.client.batch_create_call_contact_associations(
-                    [(call, contact) for _, call, contact in chunk]
-                )
-            except HubSpotError as exc:
-                bad = trouble(exc, "batchCreateCallContactAssociations", len(owners))
-                for key in owners:
-                    if isinstance(out[key], Written):
-                        out[key] = bad
-                continue
-            for error in response.errors:
-                failure = Failure(
-                    "hubspot",
-                    "batchCreateCallContactAssociations",
-                    response.http_status,
-                    error.category or "ERROR",
-                    error.message,
-                )
-                named = {v for vs in error.context.values() for v in vs}
-                hit = {k for k, call, contact in chunk if call in named or contact in named}
-                for key in hit or owners:
-                    out[key] = Refused(failure, whole_batch=not hit and len(owners) > 1)
+        chunks = [pairs[start : start + 100] for start in range(0, len(pairs), 100)]
+        await asyncio.gather(*(self._associate_chunk(chunk, out) for chunk in chunks))
         return out
+
+    async def _associate_chunk(
+        self, chunk: list[tuple[str, str, str]], out: dict[str, WriteOutcome]
+    ) -> None:
+        owners = {k for k, _, _ in chunk}
+        try:
+            response = await self.client.batch_create_call_contact_associations(
+                [(call, contact) for _, call, contact in chunk]
+            )
+        except HubSpotError as exc:
+            bad = trouble(exc, "batchCreateCallContactAssociations", len(owners))
+            for key in owners:
+                if isinstance(out[key], Written):
+                    out[key] = bad
+            return
+        for error in response.errors:
+            failure = Failure(
+                "hubspot",
+                "batchCreateCallContactAssociations",
+                response.http_status,
+                error.category or "ERROR",
+                error.message,
+            )
+            named = {v for vs in error.context.values() for v in vs}
+            hit = {k for k, call, contact in chunk if call in named or contact in named}
+            for key in hit or owners:
+                out[key] = Refused(failure, whole_batch=not hit and len(owners) > 1)
 
     async def lookup(self, keys: Sequence[str]) -> Mapping[str, LookupOutcome]:
         try:

@@ -95,7 +95,9 @@ class AssociateInput:
 
 
 class CallsPort(Protocol):
-    """HubSpot's calls, as the writer needs them (each call takes at most 100 inputs)."""
+    """HubSpot's calls, as the writer needs them. ``create``, ``update`` and ``associate``
+    take any number of inputs: the adapter sends HubSpot's batches of 100 concurrently
+    (the client paces them); ``lookup`` takes at most 100 keys."""
 
     #: the unique property creates carry and lookups read by; None: search reconciliation
     key_property: str | None
