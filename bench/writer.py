@@ -146,9 +146,10 @@ class Sandbox:
 
     def external_ids_created(self, prefix: str) -> dict[str, int]:
         """``{hs_call_external_id: createdAt ms}`` for the call records whose external id
-        starts with ``prefix`` (listed with the limits lifted, after the writer stopped)."""
+        starts with ``prefix`` (listed in the writer's portal with the limits lifted, after
+        the writer stopped)."""
         out: dict[str, int] = {}
-        auth = {"authorization": f"Bearer {CHECK_TOKEN}"}
+        auth = {"authorization": f"Bearer {TOKEN}"}
         params: dict[str, str | int] = {"limit": 100, "properties": "hs_call_external_id"}
         with self.unlimited():
             while True:
