@@ -12,32 +12,16 @@ import pytest
 from chaos import load
 from handlers import REGISTRY, NormalizeOptions, WebhookRequest
 from handlers.common import parse_time
-from service.model import TERMINAL_STATUSES, CallEvent
+from service.model import CallEvent
+from service.writer.records import merge
 
 BASE = "http://127.0.0.1:18080"
 
 
 def merged(events: list[CallEvent]) -> dict[str, str]:
-    """The documented merge: terminal status wins, earliest start wins, else latest by
-    sequence."""
-    props: dict[str, str] = {}
-    seq: dict[str, int] = {}
-    for e in sorted(events, key=lambda e: e.sequence):
-        for name, value in e.properties.items():
-            cur = props.get(name)
-            if cur is None:
-                props[name], seq[name] = value, e.sequence
-            elif name == "hs_timestamp":
-                props[name] = min(cur, value)
-            elif (
-                name == "hs_call_status"
-                and cur in TERMINAL_STATUSES
-                and value not in TERMINAL_STATUSES
-            ):
-                continue
-            else:
-                props[name], seq[name] = value, e.sequence
-    return props
+    """The writer's own merge rules (pure): terminal status wins, earliest start wins, else
+    latest by sequence; a missing duration derived from answered → ended."""
+    return dict(merge(events, None).properties)
 
 
 def parse(req: load.Request, now: float) -> list[CallEvent]:
