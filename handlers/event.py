@@ -53,6 +53,9 @@ ASSOCIATION_TYPE_IDS: Final[dict[str, int]] = {
 
 CALL_SOURCE: Final = "INTEGRATIONS_PLATFORM"
 
+#: the portal of single-portal deployments and of ``POST /webhooks/{provider}``
+DEFAULT_PORTAL: Final = "default"
+
 
 class CallEvent(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=False):
     """One provider event about one call, normalized to HubSpot call properties."""
@@ -70,12 +73,38 @@ class CallEvent(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown
     deal_ids: list[str] = msgspec.field(default_factory=list)
     ticket_ids: list[str] = msgspec.field(default_factory=list)
     received_at: str | None = None
+    #: the HubSpot portal the call belongs to (``POST /webhooks/{provider}/{portal}``);
+    #: omitted from the JSON for the ``default`` portal, so single-portal records are
+    #: byte-for-byte what they were
+    portal: str = DEFAULT_PORTAL
     v: int = SCHEMA_VERSION
 
     @property
     def key(self) -> str:
-        """The call key ``provider:call_id``: Kafka key, HubSpot ``hs_call_external_id``."""
+        """The call key within its portal, ``provider:call_id``: HubSpot's
+        ``hs_call_external_id`` (and ``callbridge_call_key``) in that portal."""
         return f"{self.provider}:{self.call_id}"
+
+    @property
+    def portal_key(self) -> str:
+        """The call's key across portals: the Kafka key, the writer's buffer and
+        ``calls.ids`` key. ``provider:call_id`` in the ``default`` portal, else
+        ``portal/provider:call_id``: the same provider call id in two portals is two calls."""
+        return portal_key(self.portal, self.key)
+
+
+def portal_key(portal: str, key: str) -> str:
+    """``key`` (``provider:call_id``) qualified by ``portal`` (see ``CallEvent.portal_key``)."""
+    return key if portal == DEFAULT_PORTAL else f"{portal}/{key}"
+
+
+def split_portal_key(value: str) -> tuple[str, str]:
+    """``(portal, provider:call_id)`` of a :func:`portal_key`. A portal id has neither
+    ``/`` nor ``:``, so a ``call_id`` that holds a ``/`` is never mistaken for one."""
+    portal, sep, key = value.partition("/")
+    if sep and ":" not in portal:
+        return portal, key
+    return DEFAULT_PORTAL, value
 
 
 _encoder = msgspec.json.Encoder()

@@ -6,7 +6,8 @@ came from and why it failed.
 Header names are part of the contract (ARCHITECTURE.md): ``dlq.original.topic``,
 ``dlq.original.partition``, ``dlq.original.offset``, ``dlq.stage``, ``dlq.operation``,
 ``dlq.http.status``, ``dlq.error.category``, ``dlq.error.message``,
-``dlq.hubspot.correlation_id``, ``dlq.attempt``, ``dlq.failed_at``; a replayed record
+``dlq.hubspot.correlation_id``, ``dlq.attempt``, ``dlq.failed_at``, ``dlq.portal`` (the
+HubSpot portal the call belongs to, ``default`` in single-portal deployments); a replayed record
 also carries ``dlq.replayed_from`` (the dead letter's offset).
 """
 
@@ -17,8 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from handlers.event import DEFAULT_PORTAL
+
 PREFIX: Final = "dlq."
 ATTEMPT: Final = "dlq.attempt"
+PORTAL: Final = "dlq.portal"
 REPLAYED_FROM: Final = "dlq.replayed_from"
 MAX_MESSAGE: Final = 1000
 
@@ -53,6 +57,7 @@ class DeadLetter:
     attempt: int
     failed_at: str
     replayed_from: str | None = None
+    portal: str = DEFAULT_PORTAL
 
 
 def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
@@ -73,8 +78,9 @@ def dlq_headers(
     offset: int,
     failure: Failure,
     failed_at: datetime,
+    portal: str = DEFAULT_PORTAL,
 ) -> Headers:
-    """Headers for the dead letter of one original record."""
+    """Headers for the dead letter of one original record of ``portal``."""
     kept = [(k, v) for k, v in original_headers or () if not k.startswith(PREFIX)]
     attempt = attempts_so_far(original_headers) + 1
     fields = {
@@ -89,6 +95,7 @@ def dlq_headers(
         "dlq.hubspot.correlation_id": failure.correlation_id or "",
         ATTEMPT: str(attempt),
         "dlq.failed_at": failed_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        PORTAL: portal,
     }
     return kept + [(k, v.encode()) for k, v in fields.items()]
 
@@ -111,6 +118,7 @@ def parse(headers: Iterable[tuple[str, bytes]] | None) -> DeadLetter:
             attempt=int(h.get(ATTEMPT, "1")),
             failed_at=h.get("dlq.failed_at", ""),
             replayed_from=h.get(REPLAYED_FROM),
+            portal=h.get(PORTAL) or DEFAULT_PORTAL,
         )
     except (KeyError, ValueError) as exc:
         raise ValueError(f"not a dead letter: missing or bad header {exc}") from exc

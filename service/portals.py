@@ -36,10 +36,10 @@ from typing import Any, Final
 import yaml
 from pydantic import SecretStr
 
+from handlers.event import DEFAULT_PORTAL
 from service.config import PROVIDER_SECRETS, Settings
 from service.hubspot.paths import API_VERSIONS, LEGACY
 
-DEFAULT_PORTAL: Final = "default"
 PORTAL_ID: Final = re.compile(r"^[a-z0-9-]{1,40}$")
 
 #: provider -> the name of its secret inside ``providers.<provider>`` in the file

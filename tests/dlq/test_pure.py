@@ -282,3 +282,21 @@ def test_pure_modules_import_no_io() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_dead_letters_name_their_portal() -> None:
+    """``dlq.portal`` says whose call it is; a dead letter without it (written before
+    portals existed) is the default portal's."""
+    acme = dlq_headers(
+        [("event_id", b"e1")],
+        topic="t",
+        partition=0,
+        offset=5,
+        failure=failure(),
+        failed_at=NOW,
+        portal="acme",
+    )
+    assert header_map(acme)["dlq.portal"] == "acme"
+    assert parse(acme).portal == "acme"
+    legacy = [(k, v) for k, v in acme if k != "dlq.portal"]
+    assert parse(legacy).portal == "default"
