@@ -30,11 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ingress, kafkaio, plots, produce, writer
+from bench import contacts_scale, ingress, kafkaio, plots, produce, writer
 from bench.common import RESULTS, machine, say
 from service.config import Settings
 
-PARTS = ("ingress", "produce", "writer", "e2e", "backlog")
+PARTS = ("ingress", "produce", "writer", "contacts", "e2e", "backlog")
 
 
 def plans(smoke: bool) -> tuple[ingress.IngressPlan, writer.WriterPlan, tuple[int, ...], float]:
@@ -58,6 +58,8 @@ def plans(smoke: bool) -> tuple[ingress.IngressPlan, writer.WriterPlan, tuple[in
                 backlog_calls=1000,
                 backlog_seconds=20,
                 sample_s=0.5,
+                scale_calls=200,
+                scale_sustained_calls=400,
             ),
             (4,),
             0.5,
@@ -143,12 +145,14 @@ def run_parts(
         attempt("ingress", lambda: _ingress(bootstrap, ip, workdir, result, details))
     if "produce" in parts:
         attempt("produce", lambda: _produce(bootstrap, produce_levels, produce_s, details))
-    if not {"writer", "e2e", "backlog"} & set(parts):
+    if not {"writer", "contacts", "e2e", "backlog"} & set(parts):
         return
     sb = writer.Sandbox(workdir)
     try:
         if "writer" in parts:
             attempt("writer", lambda: _writer(bootstrap, sb, wp, workdir, result, details))
+        if "contacts" in parts:
+            attempt("contacts", lambda: _contacts(bootstrap, sb, wp, workdir, result, details))
         if "e2e" in parts:
             attempt("e2e", lambda: _e2e(bootstrap, sb, wp, workdir, result, details))
         if "backlog" in parts:
@@ -235,6 +239,33 @@ def _writer(
         **{k: v for k, v in w.items() if k != "run"},
         "run": _run_json(run),
     }
+
+
+def _contacts(
+    bootstrap: str,
+    sb: writer.Sandbox,
+    plan: writer.WriterPlan,
+    workdir: Path,
+    result: dict[str, Any],
+    details: dict[str, Any],
+) -> None:
+    scale = contacts_scale.ScalePlan(
+        calls=plan.scale_calls,
+        sustained_calls=plan.scale_sustained_calls,
+        quiet_s=11.0 if plan.scale_calls >= 1000 else 0.5,
+    )
+    out = contacts_scale.part_contacts_scale(bootstrap, sb, scale, workdir)
+    say(contacts_scale.scale_report(out))
+    for r in out["runs"]:  # type: ignore[attr-defined]
+        name = f"contacts_{r['label']}"
+        result[f"{name}_searches"] = r["searches"]
+        result[f"{name}_list_pages"] = r["list_pages"]
+        result[f"{name}_records_per_s"] = r["records_per_s_from_start"]
+        result[f"{name}_ratio"] = float(r["records_per_s_from_start"]) / writer.CEILING
+        result[f"{name}_steady_ratio"] = float(r["records_per_s_steady"]) / writer.CEILING
+        result[f"{name}_right_contact"] = r["associated_right"]
+        result[f"{name}_calls"] = r["calls"]
+    details["contacts"] = out
 
 
 def _e2e(

@@ -16,6 +16,7 @@ import asyncio
 import random
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ RATE_10S = 190
 SEARCH_RATE = 5
 CEILING = RATE_10S * 100 / 10  # records/s
 CHECK_TOKEN, NAIVE_TOKEN = "bench-check", "bench-naive"
+SCALE_TOKEN = "bench-contacts"  # bench.contacts_scale's portal
 WRITE_OPS = ("batchCreateCalls", "batchUpdateCalls", "batchUpsertCalls")
 UNLIMITED = {"rate_limit": 1_000_000, "search_rate": 1_000_000}
 
@@ -46,6 +48,8 @@ class WriterPlan:
     backlog_calls: int = 250_000  # x4 events = 1M
     backlog_seconds: float = 120.0
     sample_s: float = 1.0
+    scale_calls: int = 10_000  # bench.contacts_scale: the contact-matching issue's check
+    scale_sustained_calls: int = 50_000
 
 
 @dataclass
@@ -83,7 +87,7 @@ class Sandbox:
         self.port = free_port()
         cmd = [*CLI, "sandbox", "--port", str(self.port), "--rate-limit", f"{RATE_10S}/10s"]
         cmd += ["--search-rate", str(SEARCH_RATE)]
-        for t in (TOKEN, CHECK_TOKEN, NAIVE_TOKEN):
+        for t in (TOKEN, CHECK_TOKEN, NAIVE_TOKEN, SCALE_TOKEN):
             cmd += ["--token", t]
         self.child = Child("sandbox", cmd, env("unused"), workdir / "logs")
         self.url = f"http://127.0.0.1:{self.port}"
@@ -238,11 +242,15 @@ def run_writer(
     sample_s: float = 1.0,
     extra_env: dict[str, str] | None = None,
     until_records: bool = True,
+    stats: Callable[[], dict[str, object]] | None = None,
 ) -> WriterRun:
     """Start ``callbridge writer`` on a preloaded topic; sample until every event is
-    committed (and every call has its record), the process exits, or ``seconds`` pass."""
+    committed (and every call has its record), the process exits, or ``seconds`` pass.
+    ``stats``: the sandbox stats of the writer's portal (default: ``sb.stats``). The
+    writer's contact index starts empty, in ``workdir`` (unless ``extra_env`` names one)."""
     run = WriterRun(label, events, calls)
-    before = sb.stats()
+    stats_of = stats or sb.stats
+    before = stats_of()
     base_records = call_records(before)
     base_requests = requests_total(before)
     watch = kafkaio.GroupWatch(bootstrap, topics.events, topics.group)
@@ -253,6 +261,7 @@ def run_writer(
             "CALLBRIDGE_HUBSPOT_TOKEN": TOKEN,
             "CALLBRIDGE_HUBSPOT_RATE": str(RATE_10S),
             "CALLBRIDGE_HUBSPOT_SEARCH_RATE": str(SEARCH_RATE),
+            "CALLBRIDGE_CONTACT_INDEX_DIR": str(workdir / f"contact-index-{topics.suffix}"),
         }
     )
     writer_env.update(extra_env or {})
@@ -274,7 +283,7 @@ def run_writer(
                     f"writer exited with {child.proc.returncode}: {child.tail(1)[-160:]}"
                 )
                 break
-            stats = sb.stats()
+            stats = stats_of()
             sizes = batch_sizes(before, stats)
             s = Sample(
                 t=round(t, 2),
@@ -305,7 +314,7 @@ def run_writer(
         child.stop()
         watch.close()
     sandbox_cpu = sb.child.cpu_s() - sandbox_cpu0
-    after = sb.stats()
+    after = stats_of()
     run.stats = {
         "writer_cpu_pct": round(100 * run.cpu_s / max(run.wall_s, 1e-9), 1),
         "sandbox_cpu_pct": round(100 * sandbox_cpu / max(run.wall_s, 1e-9), 1),
@@ -524,6 +533,7 @@ def part_e2e(
             "CALLBRIDGE_HUBSPOT_RATE": str(RATE_10S),
             "CALLBRIDGE_HUBSPOT_SEARCH_RATE": str(SEARCH_RATE),
             "CALLBRIDGE_WRITER_LINGER_MS": str(linger_ms),
+            "CALLBRIDGE_CONTACT_INDEX_DIR": str(workdir / f"contact-index-{topics.suffix}"),
         }
     )
     ingress = Child(

@@ -79,6 +79,12 @@ class CallEvent(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown
     portal: str = DEFAULT_PORTAL
     v: int = SCHEMA_VERSION
 
+    def __post_init__(self) -> None:
+        # msgspec omits a default by identity, not equality: a "default" parsed from a URL
+        # or a header would otherwise be written out, changing single-portal records
+        if self.portal == DEFAULT_PORTAL:
+            self.portal = DEFAULT_PORTAL
+
     @property
     def key(self) -> str:
         """The call key within its portal, ``provider:call_id``: HubSpot's

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     contact_index_refresh_s: float = Field(default=30.0, gt=0)
     #: re-list every contact this often, dropping deleted/merged ones (0: never)
     contact_index_rebuild_s: float = Field(default=86_400.0, ge=0)
+    #: while the first build runs, a lookup waits for it up to this long after the writer
+    #: starts, rather than spending searches (0: search at once)
+    contact_index_warm_wait_s: float = Field(default=30.0, ge=0)
     #: requests per 10 s the index build may spend (0: only the client's own pacing)
     contact_index_build_rate: int = Field(default=0, ge=0)
     #: a contact that appears later is associated with its number's calls this recent

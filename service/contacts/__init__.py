@@ -116,6 +116,7 @@ def make_contact_matcher(
         reconcile_s=s.contact_create_reconcile_s,
         cache_ttl_s=s.contact_cache_ttl_s,
         negative_ttl_s=s.contact_negative_ttl_s,
+        warm_wait_s=s.contact_index_warm_wait_s,
         wall=clock,
     )
 

@@ -5,9 +5,14 @@
   properties and ``lastmodifieddate`` only. Each page is committed with its cursor, so a
   restart resumes where the build stopped. The index is *warm* once a build completed.
 - **Refresh**: every ``CALLBRIDGE_CONTACT_INDEX_REFRESH_S`` one search for contacts with
-  ``lastmodifieddate`` after the newest seen minus ``LAG_MS`` (HubSpot's search index
-  trails writes, and clocks differ), sorted ascending; more pages only when more than
-  200 contacts changed. Whatever the call volume, that is one search per interval.
+  ``lastmodifieddate`` after the *synced point*, sorted ascending; more pages only when
+  more than 200 contacts changed. Whatever the call volume, that is one search per
+  interval. The synced point is the earliest modification a past pass may have missed:
+  the start of the last completed build minus ``CLOCK_SKEW_MS`` (the list endpoint is
+  consistent: it missed only what changed while it paged), or the start of the last
+  completed refresh minus ``LAG_MS`` (HubSpot's search index trails writes, and clocks
+  differ). It moves with our clock, not with the newest contact seen, so contacts
+  imported in bulk are read again by the next refresh or two, not by every refresh.
 - **Rebuild**: every ``CALLBRIDGE_CONTACT_INDEX_REBUILD_S`` a new generation is listed
   while the old one keeps serving; rows it did not see (deleted or merged contacts, which
   search cannot report) are dropped at the end.
@@ -36,8 +41,10 @@ from service.hubspot.models import CrmObject, Filter, FilterGroup, SearchRequest
 
 log = structlog.get_logger()
 
-#: how far behind the newest seen ``lastmodifieddate`` each refresh looks again
+#: how far behind a refresh's start the next refresh looks again (search lag, clock skew)
 LAG_MS = 60_000
+#: how far behind a build's start the first refresh looks (clock skew only)
+CLOCK_SKEW_MS = 10_000
 PAGE = 100
 SEARCH_PAGE = 200
 #: HubSpot stops search paging at 10,000 results; restart from the last date before that
@@ -154,7 +161,17 @@ class PhoneIndex:
         if self._stop.is_set():
             return
         dropped = store.sweep(gen)
-        store.set_meta(warm_gen=gen, building=None, cursor=None, built_at_ms=self._now_ms())
+        building_since = store.meta_int("building", self._now_ms())
+        # seen now: what was modified before the build started (listed), and what the
+        # refreshes during a rebuild synced
+        synced = max(building_since - CLOCK_SKEW_MS, store.meta_int("synced_ms", 0))
+        store.set_meta(
+            warm_gen=gen,
+            building=None,
+            cursor=None,
+            built_at_ms=self._now_ms(),
+            synced_ms=synced,
+        )
         rows, contacts = store.size()
         metrics.INDEX_ROWS.set(rows)
         metrics.INDEX_WARM.set(1)
@@ -175,7 +192,8 @@ class PhoneIndex:
         """One incremental pass: contacts modified since the watermark. Answers how many."""
         self._last_refresh = time.monotonic()
         store = self.store
-        since = store.meta_int("watermark_ms", self._now_ms()) - LAG_MS
+        started_ms = self._now_ms()
+        since = self._synced_ms(started_ms)
         seen = 0
         newest = store.meta_int("watermark_ms")
         after: str | None = None
@@ -204,9 +222,19 @@ class PhoneIndex:
                 break
             if not after.isdigit() or int(after) + SEARCH_PAGE > SEARCH_RESULT_CAP:
                 since, after = newest, None  # past HubSpot's paging cap: start again later on
+        if not self._stop.is_set():  # a completed pass: what it could see is synced
+            store.set_meta(synced_ms=max(since, started_ms - LAG_MS))
         if self._retry_late:
             await self._late_match(None)
         return seen
+
+    def _synced_ms(self, now_ms: int) -> int:
+        """The earliest ``lastmodifieddate`` a refresh must read again (module docstring);
+        for stores written before the synced point existed, the newest seen minus LAG_MS."""
+        synced = self.store.meta("synced_ms")
+        if synced is not None:
+            return int(synced)
+        return self.store.meta_int("watermark_ms", now_ms) - LAG_MS
 
     # -- late matches ---------------------------------------------------------------------
 

@@ -21,3 +21,8 @@ LATE_MATCHES = Counter(
 )
 INDEX_WARM = Gauge("callbridge_contact_index_warm", "1 once the phone index is built")
 INDEX_ROWS = Gauge("callbridge_contact_index_numbers", "(number, contact) rows in the index")
+WARM_WAITS = Counter(
+    "callbridge_contact_warm_waits_total",
+    "Lookups that waited for the first index build (CALLBRIDGE_CONTACT_INDEX_WARM_WAIT_S) "
+    "instead of searching",
+)

@@ -33,6 +33,10 @@ KEYS = (
     "e2e_p50_ms",
     "e2e_p99_ms",
     "writer_peak_rss_mb",
+    "contacts_cold_searches",
+    "contacts_cold_ratio",
+    "contacts_warm_ratio",
+    "contacts_sustained_steady_ratio",
 )
 
 
@@ -68,3 +72,7 @@ def test_bench_smoke_writes_every_figure_as_a_number(
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
     for table in ("Ingress:", "Writer vs HubSpot", "End to end", "memory under backlog"):
         assert table in proc.stdout, table
+    assert "Contact matching at scale" in proc.stdout
+    # every call of the contact-matching check is associated with its caller's contact
+    for run in ("cold", "warm", "sustained"):
+        assert result[f"contacts_{run}_right_contact"] == result[f"contacts_{run}_calls"], run

@@ -3,6 +3,8 @@ warm index (no search at all) and from the cold fallback search, in two countrie
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 
 from service.contacts import IndexedMatcher, find_contacts
@@ -153,3 +155,44 @@ async def test_custom_phone_properties_are_indexed_and_searched(
     )
     await warm.index.build()
     assert await warm.match(["+14155550177"]) == {"+14155550177": [cid]}
+
+
+async def test_a_cold_lookup_waits_for_the_build_instead_of_searching(
+    sandbox: SandboxHandle, matchers: Callable[..., IndexedMatcher]
+) -> None:
+    """A writer's first flush comes while the index builds: it waits for the build
+    (``CALLBRIDGE_CONTACT_INDEX_WARM_WAIT_S``) and matches 300/300 without one search."""
+    props, numbers = three_hundred()
+    ids = create_contacts(sandbox, props)
+    matcher = matchers(contact_index_warm_wait_s=30.0)
+    task = asyncio.create_task(matcher.run())
+    await asyncio.sleep(0)  # run() has started; the build has not finished
+    assert not matcher.warm
+    got = await matcher.match(numbers)
+    assert matcher.warm
+    assert searches(sandbox) == 0
+    assert sum(1 for n, cid in zip(numbers, ids, strict=True) if list(got[n]) == [cid]) == 300
+    await matcher.aclose()
+    assert task.done()
+
+
+async def test_past_the_wait_a_cold_lookup_searches(
+    sandbox: SandboxHandle, matchers: Callable[..., IndexedMatcher]
+) -> None:
+    """The wait is bounded: when the build is slower than the deadline (here every
+    HubSpot answer takes 1.5 s), the lookup falls back to the batched search."""
+    props, numbers = three_hundred()
+    ids = create_contacts(sandbox, props[:40])
+    sandbox.faults(latency_ms=1500)
+    matcher = matchers(contact_index_warm_wait_s=0.3)
+    task = asyncio.create_task(matcher.run())
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    got = await matcher.match(numbers[:40])
+    waited = time.monotonic() - started
+    assert searches(sandbox) >= 1
+    assert waited < 15  # one wait, not one per build page
+    assert sum(1 for n, cid in zip(numbers[:40], ids, strict=True) if list(got[n]) == [cid]) == 40
+    sandbox.clear_faults()
+    await matcher.aclose()
+    assert task.done()

@@ -34,6 +34,13 @@ def test_default_portal_records_are_unchanged() -> None:
     assert event.portal_key == event.key == "generic:c-1"
 
 
+def test_a_default_portal_read_from_text_is_still_omitted() -> None:
+    """msgspec omits defaults by identity: a "default" parsed from a URL must not be written."""
+    parsed = "".join(["def", "ault"])  # equal to DEFAULT_PORTAL, not the same object
+    assert parsed is not DEFAULT_PORTAL
+    assert b"portal" not in encode_event(_event(parsed))
+
+
 def test_another_portal_is_another_call() -> None:
     a, b = _event("acme"), _event("globex")
     assert a.key == b.key == "generic:c-1"  # hs_call_external_id within each portal
