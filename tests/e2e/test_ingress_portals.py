@@ -270,3 +270,14 @@ async def test_vonage_jti_replays_are_per_portal(kafka: KafkaEnv, tmp_path: Path
     assert again.json()["error"] == "replayed request"
     records = await kafka.records(kafka.settings.topic_events)
     assert sorted(r.key for r in records) == [b"globex/vonage:u-shared", b"initech/vonage:u-shared"]
+
+
+def test_every_portals_secrets_are_masked_in_logs(kafka: KafkaEnv, tmp_path: Path) -> None:
+    """Building the app with a portals file masks each portal's provider secrets (every
+    rotated value) wherever they would appear in a log line."""
+    from service import logs
+    from service.ingress import create_app
+
+    create_app(portals_settings(kafka, tmp_path).model_copy(update={"public_url": "https://h"}))
+    line = logs.mask(None, "info", {"event": "x", "note": "acme-old / globex-generic / tw-shared"})
+    assert line["note"] == "*** / *** / ***"
