@@ -281,3 +281,69 @@ def test_every_portals_secrets_are_masked_in_logs(kafka: KafkaEnv, tmp_path: Pat
     create_app(portals_settings(kafka, tmp_path).model_copy(update={"public_url": "https://h"}))
     line = logs.mask(None, "info", {"event": "x", "note": "acme-old / globex-generic / tw-shared"})
     assert line["note"] == "*** / *** / ***"
+
+
+async def test_every_provider_verifies_per_portal(kafka: KafkaEnv, tmp_path: Path) -> None:
+    """Every provider on /webhooks/{provider}/acme: its documented example signed with
+    acme's secret → 202 and records keyed acme/<provider:call_id> with header portal=acme;
+    the same request signed with globex's secret → 401; Zoom's URL-validation challenge on
+    globex is answered with globex's secret."""
+    import hashlib
+    import hmac
+
+    from service.portals import PROVIDER_FIELDS
+    from tests.handlers.signed import FIXTURES
+
+    def secret(portal: str, provider: str) -> str:
+        return f"{portal}-{provider}-secret"
+
+    text = "portals:\n" + "".join(
+        f"  - id: {portal}\n    hubspot: {{token: pat-{portal}}}\n    providers:\n"
+        + "".join(
+            f"      {provider}: {{{field}: {secret(portal, provider)}}}\n"
+            for provider, field in PROVIDER_FIELDS.items()
+        )
+        for portal in ("acme", "globex")
+    )
+    providers = sorted({f.provider for f in FIXTURES})
+    firsts = [next(f for f in FIXTURES if f.provider == p and f.events) for p in providers]
+    clock_now = [0.0]
+    settings = portals_settings(kafka, tmp_path, text)
+    async with (
+        serve_ingress(settings, clock=lambda: clock_now[0]) as url,
+        httpx.AsyncClient() as c,
+    ):
+        for fx in firsts:
+            clock_now[0] = fx.now
+            target = f"{url}/webhooks/{fx.provider}/acme"
+            own = sign_fixture(fx.provider, fx.name, secret("acme", fx.provider), target, fx.now)
+            crossed = sign_fixture(
+                fx.provider, fx.name, secret("globex", fx.provider), target, fx.now
+            )
+            refused = await c.post(crossed.url, headers=crossed.headers, content=crossed.body)
+            assert refused.status_code == 401, (fx.id, refused.text)
+            accepted = await c.post(own.url, headers=own.headers, content=own.body)
+            assert accepted.status_code == 202, (fx.id, accepted.text)
+            assert accepted.json()["keys"] == [f"acme/{fx.call_key}"]
+        zoom_fx = fixture("zoom", "url_validation")
+        clock_now[0] = zoom_fx.now
+        challenge = sign_fixture(
+            "zoom",
+            "url_validation",
+            secret("globex", "zoom"),
+            f"{url}/webhooks/zoom/globex",
+            zoom_fx.now,
+        )
+        handshake = await c.post(challenge.url, headers=challenge.headers, content=challenge.body)
+    assert handshake.status_code == 200
+    plain = handshake.json()["plainToken"]
+    assert (
+        handshake.json()["encryptedToken"]
+        == hmac.new(secret("globex", "zoom").encode(), plain.encode(), hashlib.sha256).hexdigest()
+    )
+    records = await kafka.records(kafka.settings.topic_events)
+    assert sorted({r.key for r in records}) == sorted(
+        f"acme/{fx.call_key}".encode() for fx in firsts
+    )
+    assert len(records) == sum(fx.events for fx in firsts)
+    assert {dict(r.headers)["portal"] for r in records} == {b"acme"}
