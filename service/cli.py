@@ -52,8 +52,8 @@ def ingress(
         typer.Option(help="port for /metrics, /healthz, /readyz (default 9101)"),
     ] = None,
 ) -> None:
-    """Serve provider webhooks (POST /webhooks/{provider}, /healthz, /readyz, /openapi.json)
-    and, on the metrics port, /metrics, /healthz, /readyz."""
+    """Serve provider webhooks (POST /webhooks/{provider} and /webhooks/{provider}/{portal},
+    /healthz, /readyz, /openapi.json) and, on the metrics port, /metrics, /healthz, /readyz."""
     from service.ingress import ConfigError
     from service.runtime import make_ingress_servers, serve_until_stopped
     from service.runtime import run as run_on_loop

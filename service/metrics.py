@@ -6,11 +6,13 @@ from prometheus_client import Counter, Gauge, Histogram
 
 INGRESS_REQUESTS = Counter(
     "callbridge_ingress_requests_total",
-    "Webhook requests by provider and status",
-    ["provider", "status"],
+    "Webhook requests by provider, status and portal",
+    ["provider", "status", "portal"],
 )
 INGRESS_EVENTS = Counter(
-    "callbridge_ingress_events_total", "Normalized events produced to Kafka", ["provider"]
+    "callbridge_ingress_events_total",
+    "Normalized events produced to Kafka",
+    ["provider", "portal"],
 )
 PRODUCE_SECONDS = Histogram(
     "callbridge_kafka_produce_seconds",

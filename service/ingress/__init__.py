@@ -3,7 +3,9 @@
 - ``admission``: the pure policy (accept-or-answer), no I/O;
 - ``app``: the Starlette shell (body reading, produce, answer), the metrics app;
 - ``kafkalink``: the producer that (re)connects in the background;
-- ``replay``: accepted replay ids, remembered after Kafka's ack;
+- ``portals``: one admission policy per portal (``/webhooks/{provider}/{portal}``), the
+  start-up checks of every portal;
+- ``replay``: accepted replay ids (keyed per portal), remembered after Kafka's ack;
 - ``proxy``: the public URL (``CALLBRIDGE_PUBLIC_URL`` or trusted forwarded headers);
 - ``openapi``: ``/openapi.json`` from the typed generic event.
 """

@@ -1,7 +1,9 @@
 """Admission: the ingress's policy as pure functions, no I/O (h11's way).
 
-``preflight`` decides what can be decided from the route and the headers alone (unknown or
-disabled provider, declared size, media type) before a byte of the body is read; ``admit``
+``select`` finds the policy of the request's portal (``/webhooks/{provider}/{portal}``; an
+unknown portal is 404 ``unknown portal``, before anything else is looked at); ``preflight``
+decides what can be decided from the route and the headers alone (unknown or disabled
+provider, declared size, media type) before a byte of the body is read; ``admit``
 takes the whole request and returns either ``Accept`` (events to produce, a replay id to
 remember once Kafka acknowledged them) or ``Answer`` (what to send back, nothing produced).
 
@@ -25,8 +27,9 @@ from handlers import (
     Verification,
     WebhookRequest,
 )
-from handlers.event import CallEvent
+from handlers.event import DEFAULT_PORTAL, CallEvent, portal_key
 from handlers.limits import too_deep
+from service.portals import PORTAL_ID
 
 #: media types whose body is not JSON (no nesting to measure).
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded"})
@@ -81,10 +84,23 @@ class Inbound:
     local_url: str
     headers: Mapping[str, str]
     body: bytes
+    #: the portal of the route (``/webhooks/{provider}/{portal}``; ``default`` without one)
+    portal: str = DEFAULT_PORTAL
 
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def select(portal: str, policies: Mapping[str, Policy]) -> Policy | Answer:
+    """The policy of ``portal``, or 404 ``unknown portal`` (not configured, or not a portal
+    id at all: then the detail does not echo it)."""
+    if PORTAL_ID.fullmatch(portal) is None:
+        return Answer(404, "unknown portal", "not a portal id ([a-z0-9-]{1,40})")
+    policy = policies.get(portal)
+    if policy is None:
+        return Answer(404, "unknown portal", portal)
+    return policy
 
 
 def preflight(
@@ -115,7 +131,11 @@ def admit(
     now: float,
     seen: Callable[[str], bool],
 ) -> Accept | Answer:
-    """Verify, check replay, answer handshakes and parse: ``Accept`` or ``Answer``."""
+    """Verify, check replay, answer handshakes and parse: ``Accept`` or ``Answer``.
+
+    ``policy`` is the portal's (``select``): only its secrets verify. Replay ids are kept
+    per portal (``portal/provider:id``; ``provider:id`` in ``default``) and every event
+    carries ``inbound.portal``."""
     if len(inbound.body) > policy.body_limit(provider):
         limit = policy.body_limit(provider)
         return Answer(413, "payload too large", f"limit is {limit} bytes")
@@ -138,7 +158,7 @@ def admit(
         return verified
     replay_key = None
     if verified.replay_id is not None:
-        replay_key = f"{inbound.provider}:{verified.replay_id}"
+        replay_key = portal_key(inbound.portal, f"{inbound.provider}:{verified.replay_id}")
         if seen(replay_key):
             return Answer(401, "replayed request", "this request was already accepted")
     if verified.reply is not None:  # a handshake answered by verify (Zoom)
@@ -151,6 +171,11 @@ def admit(
         return Answer(400, "invalid event", "the payload could not be read", failure=exc)
     if outcome.reply is not None:
         return Answer(outcome.reply.status, reply=outcome.reply)
+    # the constant itself for the default portal: msgspec omits a default by identity, and
+    # a "default" read from the URL is an equal but other string (it would be encoded)
+    portal = DEFAULT_PORTAL if inbound.portal == DEFAULT_PORTAL else inbound.portal
+    for event in outcome.events:
+        event.portal = portal
     return Accept(outcome.events, replay_key, verified.replay_ttl_s)
 
 

@@ -1,14 +1,16 @@
 """The ingress's HTTP shell: provider webhooks in, normalized events durably in Kafka, 202.
 
-``POST /webhooks/{provider}`` does only I/O: read the body (bounded in size and time), hand
-it to the pure admission (``admission.preflight``/``admit``), produce the accepted events
-with the idempotent producer (``acks=all``) and answer 202 once the broker acknowledged them.
-Anything admission refuses is answered 4xx and nothing is produced; 503 only when Kafka is
+``POST /webhooks/{provider}/{portal}`` (and ``POST /webhooks/{provider}``, the ``default``
+portal) does only I/O: read the body (bounded in size and time), hand it to the pure
+admission (``admission.select``/``preflight``/``admit``, with the portal's own secrets),
+produce the accepted events with the idempotent producer (``acks=all``) and answer 202 once
+the broker acknowledged them. Anything admission refuses is answered 4xx and nothing is
+produced (an unknown portal: 404 before the body is read); 503 only when Kafka is
 unavailable, so that the provider retries. Nothing escapes as a 500: an unexpected error is
-logged with the provider and request id, answered 400 (after authentication) or 401
+logged with the provider, portal and request id, answered 400 (after authentication) or 401
 (before), and counted in ``callbridge_ingress_requests_total`` like every answer.
 
-The webhook port serves ``/webhooks/{provider}``, ``/healthz``, ``/readyz`` and
+The webhook port serves ``/webhooks/{provider}[/{portal}]``, ``/healthz``, ``/readyz`` and
 ``/openapi.json``; ``/metrics`` lives on the metrics port only (``create_metrics_app``).
 """
 
@@ -29,14 +31,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from handlers import REGISTRY, NormalizeOptions, stdwebhooks
-from handlers.event import DEFAULT_DISPOSITIONS, CallEvent
-from service import metrics
+from handlers import REGISTRY, NormalizeOptions
+from handlers.event import DEFAULT_DISPOSITIONS, DEFAULT_PORTAL, CallEvent
+from service import logs, metrics
 from service.config import Settings
-from service.ingress.admission import Accept, Answer, Inbound, Policy, admit, preflight
+from service.ingress.admission import Accept, Answer, Inbound, Policy, admit, preflight, select
 from service.ingress.kafkalink import KafkaLink
 from service.ingress.openapi import document
-from service.ingress.proxy import ConfigError, PublicUrl, check_public_url, parse_proxies
+from service.ingress.portals import policies, portal_label, prepare, secret_values
+from service.ingress.proxy import ConfigError
 from service.ingress.replay import ReplayGuard
 
 log = structlog.get_logger()
@@ -62,30 +65,14 @@ def normalize_options(settings: Settings) -> NormalizeOptions:
     )
 
 
-def public_urls(settings: Settings) -> PublicUrl:
-    """How this ingress knows its public URL (``ConfigError`` for unusable settings)."""
-    base = check_public_url(settings.public_url) if settings.public_url else None
-    return PublicUrl(base, parse_proxies(settings.trusted_proxies))
-
-
 def startup_problem(settings: Settings) -> str | None:
-    """Why the ingress must not start with ``settings`` (None: it may)."""
+    """Why the ingress must not start with ``settings`` (None: it may): an unusable
+    public URL or proxy list, an invalid portals file, Twilio on (in any portal) with no
+    way to know the public URL, a malformed ``whsec_`` key."""
     try:
-        public = public_urls(settings)
+        prepare(settings)
     except ConfigError as exc:
         return str(exc)
-    if settings.provider_secrets("twilio") and public.base is None and not public.proxies:
-        return (
-            "Twilio is enabled but the ingress cannot know its public URL (Twilio signs it): "
-            "set CALLBRIDGE_PUBLIC_URL=https://<your host> or CALLBRIDGE_TRUSTED_PROXIES=<proxy "
-            "IPs/CIDRs> (forwarded headers), or unset CALLBRIDGE_TWILIO_AUTH_TOKEN"
-        )
-    for secret in settings.provider_secrets("generic"):
-        if secret.startswith(stdwebhooks.PREFIX):
-            try:
-                stdwebhooks.key_bytes(secret)
-            except ValueError as exc:
-                return f"CALLBRIDGE_GENERIC_SECRET: {exc}"
     return None
 
 
@@ -107,37 +94,46 @@ async def read_body(request: Request, limit: int) -> bytes | None:
 
 def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
     """The webhook app (``ConfigError`` if ``startup_problem`` finds one)."""
-    problem = startup_problem(settings)
-    if problem is not None:
-        raise ConfigError(problem)
+    startup = prepare(settings)  # the portals, loaded once
+    logs.mask_secret_values(secret_values(startup.portals))
     link = KafkaLink(settings)
     replays = ReplayGuard(clock)
-    public = public_urls(settings)
-    policy = Policy(
-        secrets={name: settings.provider_secrets(name) for name in REGISTRY},
-        max_body_bytes=settings.max_body_bytes,
-        options=normalize_options(settings),
+    public = startup.public
+    registry = policies(
+        startup.portals,
+        Policy(
+            secrets={},
+            max_body_bytes=settings.max_body_bytes,
+            options=normalize_options(settings),
+        ),
     )
 
     async def webhook(request: Request) -> Response:
         name = request.path_params["provider"]
+        portal = request.path_params.get("portal", DEFAULT_PORTAL)
         rid = request_id(request.headers.get("x-request-id"))
         label = name if name in REGISTRY else "unknown"
+        where = portal_label(portal, registry)
         stage = {"authenticated": False}
-        with structlog.contextvars.bound_contextvars(request_id=rid, provider=label):
+        with structlog.contextvars.bound_contextvars(request_id=rid, provider=label, portal=where):
             try:
-                response = await handle(name, request, rid, stage)
+                response = await handle(name, portal, request, rid, stage)
             except Exception as exc:  # the edge's catch-all: never a 500
                 log.error("webhook_failed", error=type(exc).__name__, exc_info=exc)
                 if stage["authenticated"]:
                     response = error(400, "invalid event", "the request could not be processed")
                 else:
                     response = error(401, "invalid signature", "the request could not be verified")
-        metrics.INGRESS_REQUESTS.labels(label, response.status_code).inc()
+        metrics.INGRESS_REQUESTS.labels(label, response.status_code, where).inc()
         response.headers["x-request-id"] = rid
         return response
 
-    async def handle(name: str, request: Request, rid: str, stage: dict[str, bool]) -> Response:
+    async def handle(
+        name: str, portal: str, request: Request, rid: str, stage: dict[str, bool]
+    ) -> Response:
+        policy = select(portal, registry)  # a dict lookup, before the body is read
+        if isinstance(policy, Answer):
+            return answer(policy)
         headers = {k.lower(): v for k, v in request.headers.items()}
         content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         provider = preflight(name, headers.get("content-length"), content_type, policy)
@@ -161,12 +157,13 @@ def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
             local_url=str(request.url),
             headers=headers,
             body=body,
+            portal=portal,
         )
         decision = admit(inbound, provider, policy, clock(), replays.seen)
         if isinstance(decision, Answer):
             return answer(decision)
         stage["authenticated"] = True
-        return await accept(name, decision, rid)
+        return await accept(name, portal, decision, rid)
 
     def answer(decided: Answer) -> Response:
         if decided.failure is not None:
@@ -187,7 +184,7 @@ def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
             )
         return error(decided.status, decided.error, decided.detail)
 
-    async def accept(name: str, decision: Accept, rid: str) -> Response:
+    async def accept(name: str, portal: str, decision: Accept, rid: str) -> Response:
         received = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         events = [_stamped(e, received) for e in decision.events]
         if events:
@@ -197,12 +194,13 @@ def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
                 log.warning("kafka_unavailable", error=repr(exc))
                 link.failed(exc)
                 return error(503, "kafka unavailable", "retry later")
-            metrics.INGRESS_EVENTS.labels(name).inc(len(events))
+            metrics.INGRESS_EVENTS.labels(name, portal).inc(len(events))
         if decision.replay_key is not None:  # only now: a retry after a 503 is no replay
             replays.remember(decision.replay_key, decision.replay_ttl_s)
         log.info("webhook_accepted", events=len(events))
         return JSONResponse(
-            {"accepted": len(events), "keys": sorted({e.key for e in events})}, status_code=202
+            {"accepted": len(events), "keys": sorted({e.portal_key for e in events})},
+            status_code=202,
         )
 
     openapi = document()
@@ -214,7 +212,7 @@ def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         log.info(
             "ingress_starting",
-            providers=settings.enabled_providers,
+            portals={p.id: p.enabled_providers for p in startup.portals},
             kafka=settings.kafka_bootstrap,
             topic=settings.topic_events,
         )
@@ -227,6 +225,7 @@ def create_app(settings: Settings, clock: Clock = time.time) -> Starlette:
     app = Starlette(
         routes=[
             Route("/webhooks/{provider}", webhook, methods=["POST"]),
+            Route("/webhooks/{provider}/{portal}", webhook, methods=["POST"]),
             *health_routes(link),
             Route("/openapi.json", openapi_endpoint),
         ],

@@ -68,7 +68,9 @@ class KafkaLink:
 
     async def produce(self, events: list[CallEvent], request_id: str) -> None:
         """Send every event and wait for the broker's acks (``TimeoutError`` if it doesn't).
-        Headers: ``event_id``, ``provider`` and ``request_id`` (the webhook's, for logs)."""
+        Keyed by ``event.portal_key`` (``provider:call_id`` in the ``default`` portal,
+        ``portal/provider:call_id`` in others). Headers: ``event_id``, ``provider``,
+        ``portal`` (always, ``default`` too) and ``request_id`` (the webhook's, for logs)."""
         producer = self.producer
         if producer is None:
             raise ConnectionError("kafka producer not connected")
@@ -77,10 +79,11 @@ class KafkaLink:
             await producer.send(
                 self.settings.topic_events,
                 value=encode_event(event),
-                key=event.key.encode(),
+                key=event.portal_key.encode(),
                 headers=[
                     ("event_id", event.event_id.encode()),
                     ("provider", event.provider.encode()),
+                    ("portal", event.portal.encode()),
                     ("request_id", request_id.encode()),
                 ],
             )

@@ -1,5 +1,8 @@
 """``/openapi.json``: the ingress described from the typed generic event (msgspec schema),
-so that the document and the decoder cannot drift apart; schemathesis fuzzes against it."""
+so that the document and the decoder cannot drift apart; schemathesis fuzzes against it.
+
+``/webhooks/generic`` is the ``default`` portal; ``/webhooks/generic/{portal}`` is the same
+operation for one portal of ``CALLBRIDGE_PORTALS_FILE`` (every provider has both forms)."""
 
 from __future__ import annotations
 
@@ -33,6 +36,15 @@ def _header(name: str, description: str) -> dict[str, Any]:
     }
 
 
+PORTAL = {
+    "name": "portal",
+    "in": "path",
+    "required": True,
+    "description": "a portal id of CALLBRIDGE_PORTALS_FILE (default: the single-portal settings)",
+    "schema": {"type": "string", "pattern": "^[a-z0-9-]{1,40}$"},
+}
+
+
 def document(version: str = "1") -> dict[str, Any]:
     """The OpenAPI 3.1 document of the webhook port."""
     (_, _), components = msgspec.json.schema_components(
@@ -47,6 +59,56 @@ def document(version: str = "1") -> dict[str, Any]:
             }
         }
     }
+    generic: dict[str, Any] = {
+        "operationId": "postGenericEvent",
+        "summary": "One generic call event or a batch of them",
+        "parameters": [
+            _header("X-Callbridge-Timestamp", "Unix seconds (plain secret)"),
+            _header("X-Callbridge-Signature", "v1=<hex HMAC-SHA256>"),
+            _header("webhook-id", "Standard Webhooks message id (whsec_ key)"),
+            _header("webhook-timestamp", "Standard Webhooks Unix seconds"),
+            _header("webhook-signature", "v1,<base64> (space-separated)"),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/GenericEvent"},
+                            {"$ref": "#/components/schemas/Batch"},
+                        ]
+                    }
+                }
+            },
+        },
+        "responses": {
+            "202": {
+                "description": "every event is in Kafka",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "accepted": {"type": "integer"},
+                                "keys": {"type": "array", "items": {"type": "string"}},
+                            },
+                        }
+                    }
+                },
+            },
+            "400": _error("the payload can never be a valid event"),
+            "401": _error("bad, missing, stale or replayed signature"),
+            "404": _error(
+                "provider not enabled, or unknown portal (a portals file without a portal "
+                "'default')"
+            ),
+            "408": _error("the body did not arrive in time"),
+            "413": _error("body too large"),
+            "415": _error("unsupported media type"),
+            "503": _error("Kafka unavailable: retry"),
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -55,52 +117,20 @@ def document(version: str = "1") -> dict[str, Any]:
             "description": "Provider webhooks in, normalized call events durably in Kafka.",
         },
         "paths": {
-            "/webhooks/generic": {
+            "/webhooks/generic": {"post": generic},
+            "/webhooks/generic/{portal}": {
                 "post": {
-                    "operationId": "postGenericEvent",
-                    "summary": "One generic call event or a batch of them",
-                    "parameters": [
-                        _header("X-Callbridge-Timestamp", "Unix seconds (plain secret)"),
-                        _header("X-Callbridge-Signature", "v1=<hex HMAC-SHA256>"),
-                        _header("webhook-id", "Standard Webhooks message id (whsec_ key)"),
-                        _header("webhook-timestamp", "Standard Webhooks Unix seconds"),
-                        _header("webhook-signature", "v1,<base64> (space-separated)"),
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        {"$ref": "#/components/schemas/GenericEvent"},
-                                        {"$ref": "#/components/schemas/Batch"},
-                                    ]
-                                }
-                            }
-                        },
-                    },
+                    **generic,
+                    "operationId": "postGenericPortalEvent",
+                    "summary": "One generic call event or a batch of them, for one portal",
+                    "parameters": [PORTAL, *generic["parameters"]],
                     "responses": {
-                        "202": {
-                            "description": "every event is in Kafka",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "properties": {
-                                            "accepted": {"type": "integer"},
-                                            "keys": {"type": "array", "items": {"type": "string"}},
-                                        },
-                                    }
-                                }
-                            },
-                        },
-                        "400": _error("the payload can never be a valid event"),
-                        "401": _error("bad, missing, stale or replayed signature"),
-                        "404": _error("provider not enabled"),
-                        "408": _error("the body did not arrive in time"),
-                        "413": _error("body too large"),
-                        "415": _error("unsupported media type"),
-                        "503": _error("Kafka unavailable: retry"),
+                        **generic["responses"],
+                        "401": _error(
+                            "bad, missing, stale or replayed signature (another portal's "
+                            "secret included)"
+                        ),
+                        "404": _error("unknown portal, or provider not enabled in this portal"),
                     },
                 }
             },

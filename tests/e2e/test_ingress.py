@@ -25,8 +25,8 @@ from tests.fixtures.services import SECRETS, serve_ingress
 async def test_accepted_event_is_on_the_topic_with_key_and_headers(
     ingress_url: str, kafka: KafkaEnv
 ) -> None:
-    """A valid signed event → 202, one record keyed generic:<call_id> with event_id, provider
-    and request_id headers (the request id is the one the response names)."""
+    """A valid signed event → 202, one record keyed generic:<call_id> with event_id, provider,
+    portal (default) and request_id headers (the request id is the one the response names)."""
     async with httpx.AsyncClient() as client:
         response = await post_generic(client, ingress_url, generic_event("k-1"))
     assert response.status_code == 202
@@ -36,6 +36,7 @@ async def test_accepted_event_is_on_the_topic_with_key_and_headers(
     assert dict(records[0].headers) == {
         "event_id": b"k-1:call.ended",
         "provider": b"generic",
+        "portal": b"default",
         "request_id": response.headers["x-request-id"].encode(),
     }
 
@@ -154,7 +155,10 @@ async def test_health_ready_on_both_ports_and_metrics_only_on_the_metrics_port(
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*tasks)
-    assert 'callbridge_ingress_requests_total{provider="generic",status="202"}' in text
+    assert (
+        'callbridge_ingress_requests_total{portal="default",provider="generic",status="202"}'
+        in text
+    )
     assert "callbridge_kafka_produce_seconds_bucket" in text
 
 
@@ -390,7 +394,7 @@ async def test_a_slow_body_is_answered_408_and_counted(pipeline_settings: Settin
     from service import metrics
 
     settings = pipeline_settings.model_copy(update={"ingress_body_timeout_s": 0.5})
-    before = metrics.INGRESS_REQUESTS.labels("generic", 408)._value.get()
+    before = metrics.INGRESS_REQUESTS.labels("generic", 408, "default")._value.get()
     async with serve_ingress(settings) as url:
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
@@ -407,7 +411,7 @@ async def test_a_slow_body_is_answered_408_and_counted(pipeline_settings: Settin
         writer.close()
     assert status_line.startswith(b"HTTP/1.1 408"), status_line
     assert 0.4 < elapsed < 5
-    assert metrics.INGRESS_REQUESTS.labels("generic", 408)._value.get() == before + 1
+    assert metrics.INGRESS_REQUESTS.labels("generic", 408, "default")._value.get() == before + 1
 
 
 def test_the_webhook_server_caps_concurrency_and_backlog(pipeline_settings: Settings) -> None:

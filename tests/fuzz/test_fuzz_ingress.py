@@ -332,6 +332,53 @@ def test_unknown_providers(fuzz: Fuzz, captured: dict[str, list[Any]]) -> None:
     assert set(fuzz.statuses["unknown"]) == {404}
 
 
+def counted_portal(portal: str) -> float:
+    total = 0.0
+    for metric in PROMETHEUS.collect():
+        if metric.name == "callbridge_ingress_requests":
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels["portal"] == portal:
+                    total += sample.value
+    return total
+
+
+def test_unknown_portals(fuzz: Fuzz, captured: dict[str, list[Any]]) -> None:
+    """Any portal segment but "default" (the only portal without a file) on a provider
+    route, validly signed: 404 "unknown portal", counted under portal="unknown"."""
+    before = counted_portal("unknown")
+    names = st.text(
+        alphabet="abcdefghijklmnopqrstuvwxyzACME0123456789_-.~", min_size=1, max_size=300
+    )
+    now = fuzz.clock.now
+
+    def request(name: str, body: bytes) -> hostile.Request:
+        ts = str(int(now))
+        headers = {
+            "content-type": "application/json",
+            "x-callbridge-timestamp": ts,
+            "x-callbridge-signature": generic.sign(SECRETS["generic"], ts, body),
+        }
+        return hostile.Request("/webhooks/generic/" + name, headers, body, now)
+
+    requests = st.builds(
+        request,
+        names.filter(lambda n: n not in ("default", ".", "..")),
+        st.sampled_from(hostile.RAW_BODIES),
+    )
+
+    @settings(**{**BOUNDS, "max_examples": max(1, MIN_REQUESTS // 5)})
+    @given(requests)
+    def go(req: hostile.Request) -> None:
+        fuzz.post("unknown-portal", req)
+
+    try:
+        go()
+    finally:
+        fuzz.drain()
+    assert set(fuzz.statuses["unknown-portal"]) == {404}
+    assert counted_portal("unknown") - before == sum(fuzz.statuses["unknown-portal"].values())
+
+
 SCHEMA = schemathesis.openapi.from_dict(document())
 
 
@@ -383,7 +430,10 @@ def test_fuzz_figures_and_aftermath(fuzz: Fuzz, captured: dict[str, list[Any]]) 
         statuses = fuzz.statuses[route]
         assert statuses[401] < sum(statuses.values()), (route, "nothing got past authentication")
         sent = sum(statuses.values()) + (
-            sum(fuzz.statuses["openapi:/webhooks/generic"].values()) if route == "generic" else 0
+            sum(fuzz.statuses["openapi:/webhooks/generic"].values())
+            + sum(fuzz.statuses["unknown-portal"].values())
+            if route == "generic"
+            else 0
         )
         assert counted(route) - fuzz.counted_before[route] == sent, route
     assert counted("unknown") - fuzz.counted_before["unknown"] == sum(
