@@ -104,6 +104,7 @@ def make_contact_matcher(
         build_rate=s.contact_index_build_rate,
         late_match_days=s.contact_late_match_days,
         wall=clock,
+        portal=portal,
     )
     return IndexedMatcher(
         client,
@@ -118,6 +119,7 @@ def make_contact_matcher(
         negative_ttl_s=s.contact_negative_ttl_s,
         warm_wait_s=s.contact_index_warm_wait_s,
         wall=clock,
+        portal=portal,
     )
 
 

@@ -68,7 +68,9 @@ class PhoneIndex:
         build_rate: int = 0,
         late_match_days: float = 7.0,
         wall: Wall = time.time,
+        portal: str = "default",
     ) -> None:
+        self.portal = portal
         self.client = client
         self.store = store
         self.region = region
@@ -173,8 +175,8 @@ class PhoneIndex:
             synced_ms=synced,
         )
         rows, contacts = store.size()
-        metrics.INDEX_ROWS.set(rows)
-        metrics.INDEX_WARM.set(1)
+        metrics.INDEX_ROWS.labels(self.portal).set(rows)
+        metrics.INDEX_WARM.labels(self.portal).set(1)
         self.warmed.set()
         log.info(
             "contact_index_built",
@@ -211,7 +213,7 @@ class PhoneIndex:
             )
             page = await self.client.search_contacts(request)
             self.requests["search"] += 1
-            metrics.SEARCHES.labels("refresh").inc()
+            metrics.SEARCHES.labels("refresh", self.portal).inc()
             rows = self._rows(page.results)
             seen += len(rows)
             newest = max([newest, *(r[1] for r in rows)])
@@ -275,7 +277,7 @@ class PhoneIndex:
             self._retry_late = True
             return
         self.store.forget_calls(calls)
-        metrics.LATE_MATCHES.inc(len(pairs))
+        metrics.LATE_MATCHES.labels(self.portal).inc(len(pairs))
         log.info("contact_late_matched", calls=len(calls), associations=len(pairs))
 
     # -- the background loop --------------------------------------------------------------
@@ -290,7 +292,7 @@ class PhoneIndex:
         """Build, then refresh every interval (and rebuild when due) until :meth:`stop`.
         HubSpot errors are logged and retried at the next interval; nothing is lost."""
         if self.warm:
-            metrics.INDEX_WARM.set(1)
+            metrics.INDEX_WARM.labels(self.portal).set(1)
         while not self._stop.is_set():
             try:
                 if self._rebuild_due():

@@ -67,7 +67,9 @@ class IndexedMatcher:
         warm_wait_s: float = 0.0,
         wall: Wall = time.time,
         monotonic: Wall = time.monotonic,
+        portal: str = "default",
     ) -> None:
+        self.portal = portal
         self.client = client
         self.store = store
         self.index = index
@@ -101,7 +103,7 @@ class IndexedMatcher:
         if wanted and not self.index.warm and self._warm_deadline is not None:
             remaining = self._warm_deadline - self.monotonic()
             if remaining > 0:
-                metrics.WARM_WAITS.inc()
+                metrics.WARM_WAITS.labels(self.portal).inc()
                 await self.wait_warm(remaining)
         if self.index.warm:
             candidates = self.store.lookup(wanted)
@@ -115,9 +117,9 @@ class IndexedMatcher:
             ids, shared = choose(self.policy, found)
             chosen[number] = ids
             if ids:
-                metrics.MATCHES.labels("matched").inc()
+                metrics.MATCHES.labels("matched", self.portal).inc()
             if shared and not ids:
-                metrics.MATCHES.labels("shared_unassociated").inc()
+                metrics.MATCHES.labels("shared_unassociated", self.portal).inc()
                 log.info(
                     "contact_match_shared",
                     number=masked(number),
@@ -126,7 +128,7 @@ class IndexedMatcher:
                     contact_match_shared=True,
                 )
         unknown = sorted(wanted - set(chosen))
-        metrics.MATCHES.labels("unknown").inc(len(unknown))
+        metrics.MATCHES.labels("unknown", self.portal).inc(len(unknown))
         if unknown and self.create_unknown:
             by_e164: dict[str, str] = {}
             for k, v in (names or {}).items():
@@ -197,7 +199,9 @@ class IndexedMatcher:
     # -- internals ------------------------------------------------------------------------
 
     async def _search(self, numbers: list[str]) -> dict[str, list[Candidate]]:
-        return await search_candidates(self.client, numbers, region=self.region, custom=self.custom)
+        return await search_candidates(
+            self.client, numbers, region=self.region, custom=self.custom, portal=self.portal
+        )
 
     async def _create(self, unknown: list[str], names: Mapping[str, str]) -> dict[str, str]:
         """Contacts for unknown numbers, created at most once per number (see module doc)."""
@@ -222,6 +226,7 @@ class IndexedMatcher:
                         region=self.region,
                         custom=self.custom,
                         reason="reconcile",
+                        portal=self.portal,
                     )
                 except HubSpotError as exc:  # re-check later; never create blind
                     log.warning("contact_create_recheck_failed", count=len(stale), error=str(exc))
@@ -265,6 +270,6 @@ class IndexedMatcher:
                 log.error("contact_create_refused", error=error.message)
         if created:
             self.store.finish_creates(created, now, self.index.gen)
-            metrics.MATCHES.labels("created").inc(len(created))
+            metrics.MATCHES.labels("created", self.portal).inc(len(created))
             log.info("contacts_created", count=len(created))
         return created

@@ -98,13 +98,14 @@ async def search_candidates(
     region: str,
     custom: Sequence[str] = (),
     reason: str = "fallback",
+    portal: str = "default",
 ) -> dict[str, list[Candidate]]:
     """The contacts (id, last modified ms) holding each of ``numbers``, confirmed locally."""
     wanted = set(numbers)
     phone_props = [*TYPED, *custom]
     found: dict[str, dict[str, int]] = {}
     for request in plan(wanted, custom):
-        async for contact in _pages(hs, request, reason):
+        async for contact in _pages(hs, request, reason, portal):
             modified = parse_ms(contact.properties.get(MODIFIED))
             for number in contact_numbers(contact.properties, phone_props, region) & wanted:
                 found.setdefault(number, {})[contact.id] = modified
@@ -112,13 +113,13 @@ async def search_candidates(
 
 
 async def _pages(
-    hs: HubSpotClient, request: SearchRequest, reason: str
+    hs: HubSpotClient, request: SearchRequest, reason: str, portal: str
 ) -> AsyncIterator[CrmObject]:
     after: str | None = None
     while True:
         request.after = after
         page = await hs.search_contacts(request)
-        metrics.SEARCHES.labels(reason).inc()
+        metrics.SEARCHES.labels(reason, portal).inc()
         for contact in page.results:
             yield contact
         after = page.after

@@ -37,7 +37,7 @@ async def switchboard(sandbox: SandboxHandle) -> tuple[list[str], str]:
 
 
 def shared_count() -> float:
-    return metrics.MATCHES.labels("shared_unassociated")._value.get()
+    return metrics.MATCHES.labels("shared_unassociated", "default")._value.get()
 
 
 @pytest.mark.parametrize("warm", [True, False], ids=["warm", "cold"])
