@@ -20,6 +20,7 @@ from service.config import PROVIDER_SECRETS, Settings
 
 if TYPE_CHECKING:
     from service.localkafka import LocalKafka
+    from service.portals import Portal
 
 app = typer.Typer(
     help="callbridge: every telephony call into HubSpot as exactly one call record.",
@@ -392,28 +393,53 @@ app.add_typer(hubspot_app, name="hubspot")
 @hubspot_app.command("setup")
 def hubspot_setup(
     portal: Annotated[
-        str | None, typer.Option(help="portal id (not supported yet: portals are not built)")
+        str | None,
+        typer.Option(
+            help="set up only this portal of CALLBRIDGE_PORTALS_FILE (default: every portal)"
+        ),
     ] = None,
 ) -> None:
     """Create (or find) the unique call property callbridge_call_key; idempotent.
 
-    Uses CALLBRIDGE_HUBSPOT_URL and CALLBRIDGE_HUBSPOT_TOKEN (the sandbox by default).
-    Exit 0 when the property is there; 1 with a one-line reason when HubSpot refused
-    (401 token, 403 scope, ...); 2 on a usage error.
+    Without CALLBRIDGE_PORTALS_FILE: the one portal of CALLBRIDGE_HUBSPOT_URL and
+    CALLBRIDGE_HUBSPOT_TOKEN (the sandbox by default). With it: every portal in the file,
+    or the one --portal names, each with its own token or OAuth grant and API version,
+    one line per portal ("acme: created ..."). Exit 0 when the property is there (in every
+    portal set up); 1 with a one-line reason when HubSpot refused (401 token, 403 scope,
+    OAuth refresh refused, ...); 2 on a usage error (an unknown --portal, a bad portals
+    file).
     """
     from service.hubspot import HubSpotError
     from service.hubspot.setup import SetupError, ensure_call_key_property
+    from service.portals import PortalsFileError, load_portals
     from service.wiring import hubspot_client
 
-    if portal is not None:
-        typer.echo(
-            "error: --portal is not supported yet (there are no portals): set-up uses "
-            "CALLBRIDGE_HUBSPOT_URL and CALLBRIDGE_HUBSPOT_TOKEN",
-            err=True,
-        )
-        raise typer.Exit(2)
     s = _settings()
     logs.configure("ERROR", s.log_format)  # the outcome is printed; requests are noise here
+    try:
+        portals = load_portals(s)
+    except PortalsFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if portal is not None:
+        chosen = [p for p in portals if p.id == portal]
+        if not chosen:
+            known = ", ".join(p.id for p in portals)
+            typer.echo(f"error: unknown portal {portal!r}; known portals: {known}", err=True)
+            raise typer.Exit(2)
+        portals = chosen
+    if s.portals_file is not None:
+        lines, failed = asyncio.run(_set_up_portals(s, portals))
+        for line in lines:
+            typer.echo(line)
+        if failed:
+            noun = "portal" if len(portals) == 1 else "portals"
+            typer.echo(
+                f"error: {len(failed)} of {len(portals)} {noun} not set up: {', '.join(failed)}",
+                err=True,
+            )
+            raise typer.Exit(1)
+        return
 
     async def main() -> list[str]:
         async with hubspot_client(s, deadline_s=15.0) as hs:
@@ -432,6 +458,37 @@ def hubspot_setup(
         raise typer.Exit(1) from exc
     for line in lines:
         typer.echo(line)
+
+
+async def _set_up_portals(s: Settings, portals: list[Portal]) -> tuple[list[str], list[str]]:
+    """``hubspot setup`` in each of ``portals`` at once: one line per portal (in order) and
+    the ids of the portals that failed."""
+    from service.hubspot.setup import set_up_portals
+    from service.wiring import portal_client, refresh_token_store
+
+    logs.mask_secret_values(_portal_secrets(portals))
+    store = refresh_token_store(s)
+    clients = {p.id: portal_client(s, p, store=store, deadline_s=15.0) for p in portals}
+    try:
+        outcomes = await set_up_portals(clients)
+    finally:
+        await asyncio.gather(*(hs.aclose() for hs in clients.values()))
+    return [o.line() for o in outcomes], [o.portal for o in outcomes if not o.ok]
+
+
+def _portal_secrets(portals: list[Portal]) -> list[str]:
+    secrets: list[str] = []
+    for p in portals:
+        hs = p.hubspot
+        if hs.token is not None:
+            secrets.append(hs.token.get_secret_value())
+        if hs.oauth is not None:
+            secrets += [
+                hs.oauth.client_secret.get_secret_value(),
+                hs.oauth.refresh_token.get_secret_value(),
+            ]
+        secrets += [v.get_secret_value() for v in p.providers.values()]
+    return secrets
 
 
 def _mount_dlq() -> None:
