@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -100,7 +99,8 @@ def sandbox(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8090,
     token: Annotated[
-        list[str] | None, typer.Option(help="accepted Bearer token (repeatable)")
+        list[str] | None,
+        typer.Option(help="accepted Bearer token, each its own portal (repeatable)"),
     ] = None,
     rate_limit: Annotated[
         str, typer.Option(help="requests per rolling 10 s per token: 190 or 190/10s")
@@ -110,25 +110,73 @@ def sandbox(
     data: Annotated[
         Path | None, typer.Option(help="JSON file to persist state across restarts")
     ] = None,
+    oauth_app: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="an OAuth app installed in the portal of PORTAL_TOKEN (a --token), "
+            "CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN:PORTAL_TOKEN (repeatable)"
+        ),
+    ] = None,
+    oauth_token_lifetime: Annotated[
+        float, typer.Option(help="seconds an issued OAuth access token is valid (HubSpot: 1800)")
+    ] = 1800.0,
+    oauth_rotate: Annotated[
+        bool, typer.Option(help="issue a new refresh token on every refresh")
+    ] = False,
+    portals_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="a callbridge portals file: every portal in it gets its sandbox portal "
+            "(its token, or its OAuth app with a made-up portal token)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the local HubSpot Calls API emulator (the default HubSpot target)."""
     from sandbox.__main__ import rate
     from sandbox.config import SandboxConfig
+    from sandbox.oauth import AppSpec
     from sandbox.server import serve
+    from service.runtime import portals_sandbox_args
 
     logs.configure()
     try:
         per_10s = rate(rate_limit)
     except argparse.ArgumentTypeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--rate-limit") from exc
+    if oauth_token_lifetime <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--oauth-token-lifetime")
+    tokens, apps_text = list(token or []), list(oauth_app or [])
+    if portals_file is not None:
+        try:
+            more_tokens, more_apps = portals_sandbox_args(portals_file)
+        except ValueError as exc:  # PortalsFileError
+            raise typer.BadParameter(str(exc), param_hint="--portals-file") from exc
+        tokens += [t for t in more_tokens if t not in tokens]
+        apps_text += more_apps
+    tokens = tokens or ["sandbox-token"]
+    apps: list[AppSpec] = []
+    for text in apps_text:
+        try:
+            spec = AppSpec.parse(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--oauth-app") from exc
+        if spec.portal_token not in tokens:
+            raise typer.BadParameter(
+                f"names portal token {spec.portal_token!r}, which is no --token",
+                param_hint="--oauth-app",
+            )
+        apps.append(spec)
     config = SandboxConfig(
-        tokens=token or ["sandbox-token"],
+        tokens=tokens,
         rate_limit=per_10s,
         search_rate=search_rate,
         daily_limit=daily_limit,
         data_file=data,
+        oauth_apps=apps,
+        oauth_token_lifetime_s=oauth_token_lifetime,
+        oauth_rotate_refresh_tokens=oauth_rotate,
     )
-    log.info("sandbox_listening", url=f"http://{host}:{port}")
+    log.info("sandbox_listening", url=f"http://{host}:{port}", portals=len(tokens))
     serve(config, host=host, port=port)
 
 
@@ -191,6 +239,7 @@ def run(
         ),
     )
     s = _settings()
+    portals = _portals_or_exit(s)
     broker: LocalKafka | None = None
     _stop_on_sigterm()  # until the services take over SIGTERM: the broker is stopped too
     if not _reachable(s.kafka_bootstrap):
@@ -209,24 +258,31 @@ def run(
         typer.echo(_foreign_broker_notice(s.kafka_bootstrap), err=True)
     sandbox_proc = None
     if s.hubspot_url.rstrip("/") == "http://127.0.0.1:8090":
+        from service.runtime import sandbox_command
+
         # persisted next to the broker's data: the writer's calls.ids records survive a
-        # restart, so must the HubSpot records they point at
-        sandbox_proc = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "sandbox",
-                "--port",
-                "8090",
-                "--token",
-                s.hubspot_token.get_secret_value(),
-                "--data",
-                str(data_dir.parent / "sandbox.json"),
-            ],
+        # restart, so must the HubSpot records they point at (a portals file's sandbox
+        # keeps its own file: its first portal is not the single-portal default)
+        data_file = data_dir.parent / (
+            "sandbox.json" if s.portals_file is None else "sandbox-portals.json"
         )
+        sandbox_proc = subprocess.Popen(sandbox_command(s, portals, data_file))  # noqa: S603
         _wait_http("http://127.0.0.1:8090/_sandbox/stats")
-        asyncio.run(_set_up_portal(s))  # idempotent creates by callbridge_call_key
-    _banner(s, started_kafka=broker is not None)
+        # idempotent creates by callbridge_call_key, in every portal
+        if s.portals_file is None:
+            asyncio.run(_set_up_portal(s))
+        else:
+            lines, failed = asyncio.run(_set_up_portals(s, portals))
+            for line in lines:
+                typer.echo(line)
+            if failed:
+                typer.echo(f"warning: hubspot setup failed in {', '.join(failed)}", err=True)
+    _banner(
+        s,
+        started_kafka=broker is not None,
+        portals=portals if s.portals_file is not None else None,
+        sandbox=sandbox_proc is not None,
+    )
     from service.runtime import run as run_on_loop
 
     try:
@@ -263,7 +319,24 @@ async def _run_services(s: Settings) -> None:
     await serve_until_stopped(servers, [w.run], [w.stop])
 
 
-def _banner(s: Settings, *, started_kafka: bool) -> None:
+def _portals_or_exit(s: Settings) -> list[Portal]:
+    """The portals (``CALLBRIDGE_PORTALS_FILE``, or the default one); exit 2 if invalid."""
+    from service.portals import PortalsFileError, load_portals
+
+    try:
+        return load_portals(s)
+    except PortalsFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _banner(
+    s: Settings,
+    *,
+    started_kafka: bool,
+    portals: list[Portal] | None = None,
+    sandbox: bool = True,
+) -> None:
     lines = [
         "",
         "callbridge is running:",
@@ -281,13 +354,18 @@ def _banner(s: Settings, *, started_kafka: bool) -> None:
     ]
     for provider in PROVIDER_SECRETS:
         lines.append(f"    {provider:<12} {s.provider_secret(provider)}")
-    lines += [
-        "  try:      .venv/bin/callbridge emit --call-id demo-1",
-        "  then:     curl -s -H 'authorization: Bearer sandbox-token' "
-        "'http://127.0.0.1:8090/crm/v3/objects/calls?properties=hs_call_title,hs_call_status'",
-        "Ctrl-C stops everything.",
-        "",
-    ]
+    if portals is not None:
+        from service.runtime import portal_banner
+
+        lines += portal_banner(s, portals, sandbox=sandbox)
+        lines.append("  each portal's URLs verify with that portal's secrets in the portals file")
+    else:
+        lines += [
+            "  try:      .venv/bin/callbridge emit --call-id demo-1",
+            "  then:     curl -s -H 'authorization: Bearer sandbox-token' "
+            "'http://127.0.0.1:8090/crm/v3/objects/calls?properties=hs_call_title,hs_call_status'",
+        ]
+    lines += ["Ctrl-C stops everything.", ""]
     typer.echo("\n".join(lines))
 
 
