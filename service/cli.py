@@ -224,8 +224,18 @@ def run(
     data_dir: Annotated[
         Path, typer.Option(help="where the local broker keeps its data")
     ] = DEFAULT_DATA / "kafka",
+    sandbox_port: Annotated[
+        int,
+        typer.Option(
+            help="the sandbox's port: started when CALLBRIDGE_HUBSPOT_URL is "
+            "http://127.0.0.1:<this port>"
+        ),
+    ] = 8090,
 ) -> None:
-    """Everything for local use: Kafka broker, sandbox, ingress (8080) and writer; Ctrl-C stops all."""
+    """Everything for local use: Kafka broker, sandbox, ingress (8080) and writer; Ctrl-C stops all.
+
+    With CALLBRIDGE_PORTALS_FILE the sandbox gets one portal per portal in the file, every
+    portal is set up (``hubspot setup``) and the banner lists each portal's webhook URLs."""
     from service.localkafka import LocalKafka
 
     for provider, attr in PROVIDER_SECRETS.items():
@@ -257,7 +267,7 @@ def run(
     else:
         typer.echo(_foreign_broker_notice(s.kafka_bootstrap), err=True)
     sandbox_proc = None
-    if s.hubspot_url.rstrip("/") == "http://127.0.0.1:8090":
+    if s.hubspot_url.rstrip("/") == f"http://127.0.0.1:{sandbox_port}":
         from service.runtime import sandbox_command
 
         # persisted next to the broker's data: the writer's calls.ids records survive a
@@ -266,8 +276,10 @@ def run(
         data_file = data_dir.parent / (
             "sandbox.json" if s.portals_file is None else "sandbox-portals.json"
         )
-        sandbox_proc = subprocess.Popen(sandbox_command(s, portals, data_file))  # noqa: S603
-        _wait_http("http://127.0.0.1:8090/_sandbox/stats")
+        sandbox_proc = subprocess.Popen(  # noqa: S603
+            sandbox_command(s, portals, data_file, port=sandbox_port)
+        )
+        _wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
         # idempotent creates by callbridge_call_key, in every portal
         if s.portals_file is None:
             asyncio.run(_set_up_portal(s))

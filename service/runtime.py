@@ -158,7 +158,9 @@ def portals_sandbox_args(path: Path) -> tuple[list[str], list[str]]:
     return tokens, apps
 
 
-def sandbox_command(settings: Settings, portals: list[Portal], data_file: Path) -> list[str]:
+def sandbox_command(
+    settings: Settings, portals: list[Portal], data_file: Path, *, port: int = SANDBOX_PORT
+) -> list[str]:
     """The sandbox process ``callbridge run`` starts: with ``CALLBRIDGE_PORTALS_FILE``,
     every portal's token (an OAuth portal: its app and a made-up portal token); without,
     ``CALLBRIDGE_HUBSPOT_TOKEN``. State persists in ``data_file``."""
@@ -173,7 +175,7 @@ def sandbox_command(settings: Settings, portals: list[Portal], data_file: Path) 
         "-m",
         "sandbox",
         "--port",
-        str(SANDBOX_PORT),
+        str(port),
         *access,
         "--data",
         str(data_file),
