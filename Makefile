@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $@
 
 ## Everything for local use: Kafka (local KRaft broker), sandbox, ingress :8080, writer.
+## CALLBRIDGE_PORTALS_FILE=deploy/examples/portals.example.yaml make run: one sandbox portal
+## per portal of the file, each set up, its webhook URLs in the banner.
 run: install
 	$(BIN)/callbridge run
 

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,6 +19,7 @@ from service.config import PROVIDER_SECRETS, Settings
 
 if TYPE_CHECKING:
     from service.localkafka import LocalKafka
+    from service.portals import Portal
 
 app = typer.Typer(
     help="callbridge: every telephony call into HubSpot as exactly one call record.",
@@ -99,7 +99,8 @@ def sandbox(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8090,
     token: Annotated[
-        list[str] | None, typer.Option(help="accepted Bearer token (repeatable)")
+        list[str] | None,
+        typer.Option(help="accepted Bearer token, each its own portal (repeatable)"),
     ] = None,
     rate_limit: Annotated[
         str, typer.Option(help="requests per rolling 10 s per token: 190 or 190/10s")
@@ -109,25 +110,73 @@ def sandbox(
     data: Annotated[
         Path | None, typer.Option(help="JSON file to persist state across restarts")
     ] = None,
+    oauth_app: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="an OAuth app installed in the portal of PORTAL_TOKEN (a --token), "
+            "CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN:PORTAL_TOKEN (repeatable)"
+        ),
+    ] = None,
+    oauth_token_lifetime: Annotated[
+        float, typer.Option(help="seconds an issued OAuth access token is valid (HubSpot: 1800)")
+    ] = 1800.0,
+    oauth_rotate: Annotated[
+        bool, typer.Option(help="issue a new refresh token on every refresh")
+    ] = False,
+    portals_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="a callbridge portals file: every portal in it gets its sandbox portal "
+            "(its token, or its OAuth app with a made-up portal token)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the local HubSpot Calls API emulator (the default HubSpot target)."""
     from sandbox.__main__ import rate
     from sandbox.config import SandboxConfig
+    from sandbox.oauth import AppSpec
     from sandbox.server import serve
+    from service.runtime import portals_sandbox_args
 
     logs.configure()
     try:
         per_10s = rate(rate_limit)
     except argparse.ArgumentTypeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--rate-limit") from exc
+    if oauth_token_lifetime <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--oauth-token-lifetime")
+    tokens, apps_text = list(token or []), list(oauth_app or [])
+    if portals_file is not None:
+        try:
+            more_tokens, more_apps = portals_sandbox_args(portals_file)
+        except ValueError as exc:  # PortalsFileError
+            raise typer.BadParameter(str(exc), param_hint="--portals-file") from exc
+        tokens += [t for t in more_tokens if t not in tokens]
+        apps_text += more_apps
+    tokens = tokens or ["sandbox-token"]
+    apps: list[AppSpec] = []
+    for text in apps_text:
+        try:
+            spec = AppSpec.parse(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--oauth-app") from exc
+        if spec.portal_token not in tokens:
+            raise typer.BadParameter(
+                f"names portal token {spec.portal_token!r}, which is no --token",
+                param_hint="--oauth-app",
+            )
+        apps.append(spec)
     config = SandboxConfig(
-        tokens=token or ["sandbox-token"],
+        tokens=tokens,
         rate_limit=per_10s,
         search_rate=search_rate,
         daily_limit=daily_limit,
         data_file=data,
+        oauth_apps=apps,
+        oauth_token_lifetime_s=oauth_token_lifetime,
+        oauth_rotate_refresh_tokens=oauth_rotate,
     )
-    log.info("sandbox_listening", url=f"http://{host}:{port}")
+    log.info("sandbox_listening", url=f"http://{host}:{port}", portals=len(tokens))
     serve(config, host=host, port=port)
 
 
@@ -175,8 +224,18 @@ def run(
     data_dir: Annotated[
         Path, typer.Option(help="where the local broker keeps its data")
     ] = DEFAULT_DATA / "kafka",
+    sandbox_port: Annotated[
+        int,
+        typer.Option(
+            help="the sandbox's port: started when CALLBRIDGE_HUBSPOT_URL is "
+            "http://127.0.0.1:<this port>"
+        ),
+    ] = 8090,
 ) -> None:
-    """Everything for local use: Kafka broker, sandbox, ingress (8080) and writer; Ctrl-C stops all."""
+    """Everything for local use: Kafka broker, sandbox, ingress (8080) and writer; Ctrl-C stops all.
+
+    With CALLBRIDGE_PORTALS_FILE the sandbox gets one portal per portal in the file, every
+    portal is set up (``hubspot setup``) and the banner lists each portal's webhook URLs."""
     from service.localkafka import LocalKafka
 
     for provider, attr in PROVIDER_SECRETS.items():
@@ -190,6 +249,7 @@ def run(
         ),
     )
     s = _settings()
+    portals = _portals_or_exit(s)
     broker: LocalKafka | None = None
     _stop_on_sigterm()  # until the services take over SIGTERM: the broker is stopped too
     if not _reachable(s.kafka_bootstrap):
@@ -207,25 +267,34 @@ def run(
     else:
         typer.echo(_foreign_broker_notice(s.kafka_bootstrap), err=True)
     sandbox_proc = None
-    if s.hubspot_url.rstrip("/") == "http://127.0.0.1:8090":
+    if s.hubspot_url.rstrip("/") == f"http://127.0.0.1:{sandbox_port}":
+        from service.runtime import sandbox_command
+
         # persisted next to the broker's data: the writer's calls.ids records survive a
-        # restart, so must the HubSpot records they point at
-        sandbox_proc = subprocess.Popen(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "sandbox",
-                "--port",
-                "8090",
-                "--token",
-                s.hubspot_token.get_secret_value(),
-                "--data",
-                str(data_dir.parent / "sandbox.json"),
-            ],
+        # restart, so must the HubSpot records they point at (a portals file's sandbox
+        # keeps its own file: its first portal is not the single-portal default)
+        data_file = data_dir.parent / (
+            "sandbox.json" if s.portals_file is None else "sandbox-portals.json"
         )
-        _wait_http("http://127.0.0.1:8090/_sandbox/stats")
-        asyncio.run(_set_up_portal(s))  # idempotent creates by callbridge_call_key
-    _banner(s, started_kafka=broker is not None)
+        sandbox_proc = subprocess.Popen(  # noqa: S603
+            sandbox_command(s, portals, data_file, port=sandbox_port)
+        )
+        _wait_http(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats")
+        # idempotent creates by callbridge_call_key, in every portal
+        if s.portals_file is None:
+            asyncio.run(_set_up_portal(s))
+        else:
+            lines, failed = asyncio.run(_set_up_portals(s, portals))
+            for line in lines:
+                typer.echo(line)
+            if failed:
+                typer.echo(f"warning: hubspot setup failed in {', '.join(failed)}", err=True)
+    _banner(
+        s,
+        started_kafka=broker is not None,
+        portals=portals if s.portals_file is not None else None,
+        sandbox=sandbox_proc is not None,
+    )
     from service.runtime import run as run_on_loop
 
     try:
@@ -262,7 +331,24 @@ async def _run_services(s: Settings) -> None:
     await serve_until_stopped(servers, [w.run], [w.stop])
 
 
-def _banner(s: Settings, *, started_kafka: bool) -> None:
+def _portals_or_exit(s: Settings) -> list[Portal]:
+    """The portals (``CALLBRIDGE_PORTALS_FILE``, or the default one); exit 2 if invalid."""
+    from service.portals import PortalsFileError, load_portals
+
+    try:
+        return load_portals(s)
+    except PortalsFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _banner(
+    s: Settings,
+    *,
+    started_kafka: bool,
+    portals: list[Portal] | None = None,
+    sandbox: bool = True,
+) -> None:
     lines = [
         "",
         "callbridge is running:",
@@ -280,13 +366,18 @@ def _banner(s: Settings, *, started_kafka: bool) -> None:
     ]
     for provider in PROVIDER_SECRETS:
         lines.append(f"    {provider:<12} {s.provider_secret(provider)}")
-    lines += [
-        "  try:      .venv/bin/callbridge emit --call-id demo-1",
-        "  then:     curl -s -H 'authorization: Bearer sandbox-token' "
-        "'http://127.0.0.1:8090/crm/v3/objects/calls?properties=hs_call_title,hs_call_status'",
-        "Ctrl-C stops everything.",
-        "",
-    ]
+    if portals is not None:
+        from service.runtime import portal_banner
+
+        lines += portal_banner(s, portals, sandbox=sandbox)
+        lines.append("  each portal's URLs verify with that portal's secrets in the portals file")
+    else:
+        lines += [
+            "  try:      .venv/bin/callbridge emit --call-id demo-1",
+            "  then:     curl -s -H 'authorization: Bearer sandbox-token' "
+            "'http://127.0.0.1:8090/crm/v3/objects/calls?properties=hs_call_title,hs_call_status'",
+        ]
+    lines += ["Ctrl-C stops everything.", ""]
     typer.echo("\n".join(lines))
 
 
@@ -392,28 +483,53 @@ app.add_typer(hubspot_app, name="hubspot")
 @hubspot_app.command("setup")
 def hubspot_setup(
     portal: Annotated[
-        str | None, typer.Option(help="portal id (not supported yet: portals are not built)")
+        str | None,
+        typer.Option(
+            help="set up only this portal of CALLBRIDGE_PORTALS_FILE (default: every portal)"
+        ),
     ] = None,
 ) -> None:
     """Create (or find) the unique call property callbridge_call_key; idempotent.
 
-    Uses CALLBRIDGE_HUBSPOT_URL and CALLBRIDGE_HUBSPOT_TOKEN (the sandbox by default).
-    Exit 0 when the property is there; 1 with a one-line reason when HubSpot refused
-    (401 token, 403 scope, ...); 2 on a usage error.
+    Without CALLBRIDGE_PORTALS_FILE: the one portal of CALLBRIDGE_HUBSPOT_URL and
+    CALLBRIDGE_HUBSPOT_TOKEN (the sandbox by default). With it: every portal in the file,
+    or the one --portal names, each with its own token or OAuth grant and API version,
+    one line per portal ("acme: created ..."). Exit 0 when the property is there (in every
+    portal set up); 1 with a one-line reason when HubSpot refused (401 token, 403 scope,
+    OAuth refresh refused, ...); 2 on a usage error (an unknown --portal, a bad portals
+    file).
     """
     from service.hubspot import HubSpotError
     from service.hubspot.setup import SetupError, ensure_call_key_property
+    from service.portals import PortalsFileError, load_portals
     from service.wiring import hubspot_client
 
-    if portal is not None:
-        typer.echo(
-            "error: --portal is not supported yet (there are no portals): set-up uses "
-            "CALLBRIDGE_HUBSPOT_URL and CALLBRIDGE_HUBSPOT_TOKEN",
-            err=True,
-        )
-        raise typer.Exit(2)
     s = _settings()
     logs.configure("ERROR", s.log_format)  # the outcome is printed; requests are noise here
+    try:
+        portals = load_portals(s)
+    except PortalsFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if portal is not None:
+        chosen = [p for p in portals if p.id == portal]
+        if not chosen:
+            known = ", ".join(p.id for p in portals)
+            typer.echo(f"error: unknown portal {portal!r}; known portals: {known}", err=True)
+            raise typer.Exit(2)
+        portals = chosen
+    if s.portals_file is not None:
+        lines, failed = asyncio.run(_set_up_portals(s, portals))
+        for line in lines:
+            typer.echo(line)
+        if failed:
+            noun = "portal" if len(portals) == 1 else "portals"
+            typer.echo(
+                f"error: {len(failed)} of {len(portals)} {noun} not set up: {', '.join(failed)}",
+                err=True,
+            )
+            raise typer.Exit(1)
+        return
 
     async def main() -> list[str]:
         async with hubspot_client(s, deadline_s=15.0) as hs:
@@ -432,6 +548,37 @@ def hubspot_setup(
         raise typer.Exit(1) from exc
     for line in lines:
         typer.echo(line)
+
+
+async def _set_up_portals(s: Settings, portals: list[Portal]) -> tuple[list[str], list[str]]:
+    """``hubspot setup`` in each of ``portals`` at once: one line per portal (in order) and
+    the ids of the portals that failed."""
+    from service.hubspot.setup import set_up_portals
+    from service.wiring import portal_client, refresh_token_store
+
+    logs.mask_secret_values(_portal_secrets(portals))
+    store = refresh_token_store(s)
+    clients = {p.id: portal_client(s, p, store=store, deadline_s=15.0) for p in portals}
+    try:
+        outcomes = await set_up_portals(clients)
+    finally:
+        await asyncio.gather(*(hs.aclose() for hs in clients.values()))
+    return [o.line() for o in outcomes], [o.portal for o in outcomes if not o.ok]
+
+
+def _portal_secrets(portals: list[Portal]) -> list[str]:
+    secrets: list[str] = []
+    for p in portals:
+        hs = p.hubspot
+        if hs.token is not None:
+            secrets.append(hs.token.get_secret_value())
+        if hs.oauth is not None:
+            secrets += [
+                hs.oauth.client_secret.get_secret_value(),
+                hs.oauth.refresh_token.get_secret_value(),
+            ]
+        secrets += [v.get_secret_value() for v in p.providers.values()]
+    return secrets
 
 
 def _mount_dlq() -> None:

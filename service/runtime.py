@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 
 if TYPE_CHECKING:
     from service.config import Settings
+    from service.portals import Portal
 
 #: The event loop every server and the writer run on: uvloop where it is installed (it comes
 #: with ``uvicorn[standard]``; `make bench` measures the ingress on both), else
@@ -134,3 +137,78 @@ async def serve_until_stopped(
         exc = task.exception()
         if exc is not None:
             raise exc
+
+
+# --- `callbridge run` / `make run` against the local sandbox ---------------------------------
+
+#: where ``callbridge run`` serves the sandbox (``CALLBRIDGE_HUBSPOT_URL``'s default)
+SANDBOX_PORT = 8090
+
+
+def portals_sandbox_args(path: Path) -> tuple[list[str], list[str]]:
+    """The sandbox portal tokens and ``--oauth-app`` specs (``client_id:client_secret:
+    refresh_token:portal_token``) that give every portal of the portals file at ``path``
+    its own sandbox portal (:func:`service.portals.sandbox_args`).
+    Raises :class:`~service.portals.PortalsFileError`."""
+    from service.portals import parse_portals_file, sandbox_args
+
+    args = sandbox_args(parse_portals_file(path))
+    tokens = [args[i + 1] for i in range(0, len(args), 2) if args[i] == "--token"]
+    apps = [args[i + 1] for i in range(0, len(args), 2) if args[i] == "--oauth-app"]
+    return tokens, apps
+
+
+def sandbox_command(
+    settings: Settings, portals: list[Portal], data_file: Path, *, port: int = SANDBOX_PORT
+) -> list[str]:
+    """The sandbox process ``callbridge run`` starts: with ``CALLBRIDGE_PORTALS_FILE``,
+    every portal's token (an OAuth portal: its app and a made-up portal token); without,
+    ``CALLBRIDGE_HUBSPOT_TOKEN``. State persists in ``data_file``."""
+    from service.portals import sandbox_args
+
+    if settings.portals_file is None:
+        access = ["--token", settings.hubspot_token.get_secret_value()]
+    else:
+        access = sandbox_args(portals)
+    return [
+        sys.executable,
+        "-m",
+        "sandbox",
+        "--port",
+        str(port),
+        *access,
+        "--data",
+        str(data_file),
+    ]
+
+
+def sandbox_token(portal: Portal) -> str:
+    """The Bearer token that reaches ``portal``'s state in a sandbox started by
+    :func:`sandbox_command` (its token; an OAuth portal's made-up portal token)."""
+    hs = portal.hubspot
+    return hs.token.get_secret_value() if hs.token is not None else f"oauth-portal-{portal.id}"
+
+
+def portal_banner(settings: Settings, portals: list[Portal], *, sandbox: bool) -> list[str]:
+    """The portals part of ``callbridge run``'s banner: each portal's HubSpot access and
+    API version, and its webhook URLs ``/webhooks/{provider}/{portal}`` (the providers
+    it has secrets for); against the sandbox, the token that reads its records."""
+    from service.hubspot.paths import ApiPaths
+
+    base = f"http://{settings.ingress_host}:{settings.ingress_port}"
+    lines = [f"  portals   {len(portals)} from {settings.portals_file}"]
+    for p in portals:
+        hs = p.hubspot
+        access = "OAuth" if hs.oauth is not None else "token"
+        lines.append(f"    {p.id}: api {hs.api_version}, {access}, {hs.rate} requests/10 s")
+        if not p.enabled_providers:
+            lines.append("      (no providers: give it providers in the portals file)")
+        for provider in p.enabled_providers:
+            lines.append(f"      {base}/webhooks/{provider}/{p.id}")
+        if sandbox:
+            calls = ApiPaths.of(hs.api_version).calls
+            lines.append(
+                f"      records: curl -s -H 'authorization: Bearer {sandbox_token(p)}' "
+                f"'{settings.hubspot_url.rstrip('/')}{calls}?properties=hs_call_title'"
+            )
+    return lines

@@ -141,6 +141,8 @@ class Checkpoint:
         if self.selection is not None:
             doc["categories"] = sorted(self.selection.categories)
             doc["keys"] = sorted(self.selection.keys)
+            if self.selection.portals:
+                doc["portals"] = sorted(self.selection.portals)
         segments = list(self.segments)
         while True:
             doc["segments"] = [seg.to_json() for seg in segments]
@@ -152,6 +154,7 @@ class Checkpoint:
                 continue
             doc.pop("categories", None)  # a very long --key list: keep only the cursor
             doc.pop("keys", None)
+            doc.pop("portals", None)
 
     @classmethod
     def decode(cls, position: int, metadata: str) -> Checkpoint:
@@ -170,9 +173,13 @@ class Checkpoint:
             return cls(position=position, selection=None)
         selection = None
         if isinstance(doc.get("categories"), list) and isinstance(doc.get("keys"), list):
+            portals = doc.get("portals")
             selection = Filters(
                 categories=frozenset(str(c) for c in doc["categories"]),
                 keys=frozenset(str(k) for k in doc["keys"]),
+                portals=frozenset(str(p) for p in portals or ())
+                if isinstance(portals, list)
+                else frozenset(),
             )
         return cls(position=position, selection=selection, segments=segments, pending=pending)
 
@@ -209,7 +216,7 @@ def advance(
     if (
         base is not None
         and base.selection is not None
-        and (base.selection.categories, base.selection.keys) == (filters.categories, filters.keys)
+        and _selection(base.selection) == _selection(filters)
     ):
         old = base.segments
     kept: list[Segment] = []
@@ -222,10 +229,16 @@ def advance(
         kept.append(Segment(start, position, _bound(filters.since), _bound(filters.until)))
     return Checkpoint(
         position=position,
-        selection=Filters(categories=filters.categories, keys=filters.keys),
+        selection=Filters(
+            categories=filters.categories, keys=filters.keys, portals=filters.portals
+        ),
         segments=_merged(kept),
         pending=pending,
     )
+
+
+def _selection(f: Filters) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    return (f.categories, f.keys, f.portals)
 
 
 def _merged(segments: list[Segment]) -> tuple[Segment, ...]:

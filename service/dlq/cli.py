@@ -73,6 +73,14 @@ Key = Annotated[
     typer.Option("--key", "-k", help="call key provider:call_id (repeatable)"),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
+PortalOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--portal",
+        "-p",
+        help="only this portal's dead letters (dlq.portal; none = default) (repeatable)",
+    ),
+]
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -95,6 +103,7 @@ def _filters(
     category: list[str] | None,
     key: list[str] | None,
     limit: int | None,
+    portal: list[str] | None = None,
 ) -> Filters:
     try:
         return Filters.parse(
@@ -104,6 +113,7 @@ def _filters(
             categories=category or (),
             keys=key or (),
             limit=limit,
+            portals=portal or (),
         )
     except BadFilter as exc:
         _fail(str(exc))
@@ -147,15 +157,17 @@ def list_(
     key: Key = None,
     limit: Annotated[int | None, typer.Option(help="show at most N (oldest first)", min=1)] = None,
     pending: Annotated[bool, typer.Option(help="only dead letters not yet replayed")] = False,
+    portal: PortalOpt = None,
     as_json: AsJson = False,
     bootstrap: Bootstrap = None,
     topic: Topic = None,
     group: Group = DEFAULT_GROUP,
     timeout: Timeout = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """List dead letters: offset, key, failed at, category, HTTP status, attempt, message."""
+    """List dead letters: offset, portal, key, failed at, category, HTTP status, attempt,
+    message."""
     settings = _settings(bootstrap, topic)
-    filters = _filters(since, until, category, key, limit)
+    filters = _filters(since, until, category, key, limit, portal)
     rows = _run(
         ops.list_dead_letters(
             settings, filters, pending_only=pending, group=group, timeout_s=timeout
@@ -168,13 +180,16 @@ def list_(
     if not rows:
         console.print("no dead letters match")
         return
-    table = Table("part", "offset", "key", "failed at", "category", "status", "attempt", "message")
+    table = Table(
+        "part", "offset", "portal", "key", "failed at", "category", "status", "attempt", "message"
+    )
     table.add_column("state")
     for r in rows:
         message = r.message if len(r.message) <= 80 else r.message[:79] + "…"
         table.add_row(
             str(r.partition),
             str(r.offset),
+            escape(r.portal),
             escape(r.key or "-"),
             r.failed_at,
             escape(r.category),
@@ -205,6 +220,14 @@ def show(
         str | None, typer.Option("--key", "-k", help="every dead letter of this call")
     ] = None,
     partition: Annotated[int, typer.Option(help="DLQ partition of OFFSET", min=0)] = 0,
+    portal: Annotated[
+        str | None,
+        typer.Option(
+            "--portal",
+            "-p",
+            help="only this portal's dead letters (--key may then be provider:call_id)",
+        ),
+    ] = None,
     as_json: AsJson = False,
     bootstrap: Bootstrap = None,
     topic: Topic = None,
@@ -217,11 +240,19 @@ def show(
     settings = _settings(bootstrap, topic)
     found = _run(
         ops.show_dead_letters(
-            settings, offset=offset, partition=partition, key=key, group=group, timeout_s=timeout
+            settings,
+            offset=offset,
+            partition=partition,
+            key=key,
+            portal=portal,
+            group=group,
+            timeout_s=timeout,
         )
     )
     if not found:
         what = f"at offset {offset} (partition {partition})" if key is None else f"for key {key!r}"
+        if portal is not None:
+            what += f" of portal {portal!r}"
         _fail(f"no dead letter {what} in {settings.topic_dlq}", code=1)
     if as_json:
         docs = [
@@ -247,6 +278,8 @@ def show(
         if s.row is None:
             console.print("[yellow]not a dead letter: the dlq.* headers are missing[/]")
         console.print(f"key: {escape(s.key or '-')}", highlight=False)
+        if s.row is not None:
+            console.print(f"portal: {escape(s.row.portal)}", highlight=False)
         headers = Table("header", "value", title="headers", title_justify="left")
         for name, value in s.headers:
             headers.add_row(escape(name), escape(value))
@@ -298,6 +331,7 @@ def replay_(
     until: Until = None,
     category: Category = None,
     key: Key = None,
+    portal: PortalOpt = None,
     max_: Annotated[
         int | None,
         typer.Option("--max", "--limit", help="move at most N records in this run", min=1),
@@ -337,7 +371,7 @@ def replay_(
         topic_parked=parked_topic,
         dlq_max_attempts=max_attempts,
     )
-    filters = _filters(since, until, category, key, None)
+    filters = _filters(since, until, category, key, None, portal)
     console = _console()
     display = _Display(console, dry_run)
     code = 0
@@ -367,12 +401,13 @@ def replay_(
         typer.echo(f"interrupted: {done}; run the same command again to resume", err=True)
         raise typer.Exit(code)
     if dry_run and report.steps:
-        table = Table("part", "offset", "key", "action", "attempt", "category")
+        table = Table("part", "offset", "portal", "key", "action", "attempt", "category")
         for st in report.steps:
             action = "replay" if st.action == "replay" else "park (out of attempts)"
             table.add_row(
                 str(st.partition),
                 str(st.offset),
+                escape(st.portal),
                 escape(st.key or "-"),
                 action,
                 str(st.attempt),
@@ -400,21 +435,25 @@ def _count_table(title: str, counts: dict[str, ops.Count]) -> Table:
 
 @app.command("stats")
 def stats_(
+    portal: PortalOpt = None,
     as_json: AsJson = False,
     bootstrap: Bootstrap = None,
     topic: Topic = None,
     group: Group = DEFAULT_GROUP,
     timeout: Timeout = DEFAULT_TIMEOUT_S,
 ) -> None:
-    """Dead letters by error category and by age: pending (not yet replayed) and total."""
+    """Dead letters by error category, by age and by portal: pending (not yet replayed) and
+    total."""
     settings = _settings(bootstrap, topic)
-    figures = _run(ops.stats(settings, group=group, timeout_s=timeout))
+    portals = frozenset(p.strip() for p in portal or () if p.strip())
+    figures = _run(ops.stats(settings, group=group, timeout_s=timeout, portals=portals))
     if as_json:
         typer.echo(orjson.dumps(figures.to_json(), option=orjson.OPT_INDENT_2))
         return
     console = _console()
     console.print(_count_table("category", dict(sorted(figures.categories.items()))))
     console.print(_count_table("age", figures.ages))
+    console.print(_count_table("portal", dict(sorted(figures.portals.items()))))
     oldest = (
         f", oldest pending failed {int(figures.oldest_pending_age_s)}s ago"
         if figures.oldest_pending

@@ -1,5 +1,6 @@
 """The DLQ gauges, computed in one place: ``callbridge dlq exporter`` serves
-``callbridge_dlq_depth{category}`` and ``callbridge_dlq_oldest_age_seconds`` on its own
+``callbridge_dlq_depth{category}``, ``callbridge_dlq_oldest_age_seconds`` and their per-portal
+``callbridge_dlq_portal_depth{portal}`` / ``_portal_oldest_age_seconds{portal}`` on its own
 ``/metrics``, refreshing them every ``CALLBRIDGE_DLQ_METRICS_INTERVAL_S`` seconds.
 
 One replica of it runs per deployment (``deploy/k8s/base/dlq-exporter.yaml``): the figures

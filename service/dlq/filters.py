@@ -4,7 +4,11 @@ Times are ISO-8601 (``2026-03-03T15:04:05Z``, ``2026-03-03``; without a zone = U
 relative to the ``now`` the caller passes (``90s``, ``30m``, ``2h``, ``7d``, ``1w``, ``1h30m``).
 ``since`` is inclusive, ``until`` exclusive, both compared with ``dlq.failed_at`` (the record's
 Kafka timestamp when that header is unreadable). Categories compare case-insensitively; keys
-exactly. Several categories (or keys) mean any of them.
+exactly. Several categories (or keys, or portals) mean any of them.
+
+Portals compare with ``dlq.portal`` (a dead letter without that header is the ``default``
+portal's). With a portal condition, a key also matches the call key within that portal:
+``--portal acme --key generic:c1`` selects the dead letter keyed ``acme/generic:c1``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
+from handlers.event import split_portal_key
 from service.deadletter import DeadLetter, parse_utc, utc_iso
 
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -60,6 +65,8 @@ class Filters:
     categories: frozenset[str] = field(default_factory=frozenset)
     keys: frozenset[str] = field(default_factory=frozenset)
     limit: int | None = None
+    #: ``dlq.portal`` values (empty: every portal)
+    portals: frozenset[str] = field(default_factory=frozenset)
     #: the times as the operator typed them (``2h``): what names a replay's cursor
     since_text: str | None = None
     until_text: str | None = None
@@ -74,6 +81,7 @@ class Filters:
         categories: Iterable[str] = (),
         keys: Iterable[str] = (),
         limit: int | None = None,
+        portals: Iterable[str] = (),
     ) -> Filters:
         """Filters from command-line text; ``BadFilter`` names what is wrong."""
         if limit is not None and limit < 1:
@@ -88,6 +96,7 @@ class Filters:
             categories=frozenset(c.strip().upper() for c in categories if c.strip()),
             keys=frozenset(k for k in keys if k),
             limit=limit,
+            portals=frozenset(p.strip() for p in portals if p.strip()),
             since_text=since,
             until_text=until,
         )
@@ -95,13 +104,20 @@ class Filters:
     @property
     def empty(self) -> bool:
         """No condition at all: every dead letter matches."""
-        return not (self.since or self.until or self.categories or self.keys)
+        return not (self.since or self.until or self.categories or self.keys or self.portals)
 
     def selects(self, dead: DeadLetter, key: str | None) -> bool:
-        """The category and key conditions alone."""
+        """The category, portal and key conditions alone."""
         if self.categories and dead.category.upper() not in self.categories:
             return False
-        return not (self.keys and key not in self.keys)
+        if self.portals and dead.portal not in self.portals:
+            return False
+        if not self.keys or key in self.keys:
+            return True
+        if self.portals and key is not None:
+            portal, inner = split_portal_key(key)
+            return portal in self.portals and inner in self.keys
+        return False
 
     def verdict(self, dead: DeadLetter, key: str | None, timestamp_ms: int) -> Verdict:
         """``match``; ``no``; or ``later``: it would match but failed at or after ``until``."""
@@ -129,6 +145,8 @@ class Filters:
             "categories": sorted(self.categories),
             "keys": sorted(self.keys),
         }
+        if self.portals:  # absent otherwise: cursors of portal-less selections keep their name
+            spec["portals"] = sorted(self.portals)
         return hashlib.sha256(orjson.dumps(spec, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
     def to_json(self) -> dict[str, Any]:
@@ -138,6 +156,7 @@ class Filters:
             "until": utc_iso(self.until) if self.until else None,
             "categories": sorted(self.categories),
             "keys": sorted(self.keys),
+            "portals": sorted(self.portals),
         }
 
     @classmethod
@@ -148,4 +167,5 @@ class Filters:
             until=parse_utc(until) if isinstance(until, str) else None,
             categories=frozenset(str(c) for c in data.get("categories") or ()),
             keys=frozenset(str(k) for k in data.get("keys") or ()),
+            portals=frozenset(str(p) for p in data.get("portals") or ()),
         )

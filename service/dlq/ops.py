@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from handlers.event import DEFAULT_PORTAL
 from service.config import Settings
 from service.deadletter import DeadLetter, parse, utc_iso
 from service.dlq.checkpoint import DEFAULT_GROUP, Coverage
@@ -47,6 +48,7 @@ class Row:
     original_offset: int
     correlation_id: str | None
     pending: bool
+    portal: str = DEFAULT_PORTAL
 
     @classmethod
     def of(cls, record: Record, dead: DeadLetter, *, pending: bool) -> Row:
@@ -66,6 +68,7 @@ class Row:
             original_offset=dead.original_offset,
             correlation_id=dead.correlation_id,
             pending=pending,
+            portal=dead.portal,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -103,6 +106,9 @@ class Stats:
     categories: dict[str, Count]
     ages: dict[str, Count]  # AGE_BUCKETS order, every bucket present
     oldest_pending: datetime | None
+    #: by ``dlq.portal``: the counts, and when each portal's oldest pending one failed
+    portals: dict[str, Count] = field(default_factory=dict)
+    oldest_pending_by_portal: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def oldest_pending_age_s(self) -> float:
@@ -110,6 +116,11 @@ class Stats:
         if self.oldest_pending is None:
             return 0.0
         return max(0.0, (self.as_of - self.oldest_pending).total_seconds())
+
+    def oldest_pending_age_of(self, portal: str) -> float:
+        """Seconds ``portal``'s oldest pending dead letter has waited (0 when none)."""
+        oldest = self.oldest_pending_by_portal.get(portal)
+        return 0.0 if oldest is None else max(0.0, (self.as_of - oldest).total_seconds())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +132,7 @@ class Stats:
             "ages": {k: vars(v) for k, v in self.ages.items()},
             "oldest_pending": utc_iso(self.oldest_pending) if self.oldest_pending else None,
             "oldest_pending_age_seconds": round(self.oldest_pending_age_s, 3),
+            "portals": {k: vars(v) for k, v in sorted(self.portals.items())},
         }
 
 
@@ -185,10 +197,17 @@ async def show_dead_letters(
     offset: int | None = None,
     partition: int = 0,
     key: str | None = None,
+    portal: str | None = None,
     group: str = DEFAULT_GROUP,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> list[Shown]:
-    """The DLQ record at ``partition``/``offset``, or every dead letter of call ``key``."""
+    """The DLQ record at ``partition``/``offset``, or every dead letter of call ``key``;
+    with ``portal``, only dead letters of that portal (``key`` may then be the call key
+    within the portal, ``provider:call_id``)."""
+    selection = Filters(
+        keys=frozenset([key]) if key is not None else frozenset(),
+        portals=frozenset([portal]) if portal is not None else frozenset(),
+    )
     if (offset is None) == (key is None):
         raise ValueError("give exactly one of offset or key")
     out: list[Shown] = []
@@ -198,12 +217,18 @@ async def show_dead_letters(
             found = await link.read_one(settings.topic_dlq, partition, offset)
             candidates = [found] if found is not None else []
         else:
-            candidates = [rec async for rec, _ in scan.records() if rec.key_text == key]
+            candidates = [
+                rec
+                async for rec, dead in scan.records()
+                if (rec.key_text == key if portal is None else _selected(selection, rec, dead))
+            ]
         for record in candidates:
             try:
                 dead: DeadLetter | None = parse(record.headers)
             except ValueError:
                 dead = None
+            if portal is not None and not _selected(selection, record, dead):
+                continue  # the record at OFFSET belongs to another portal
             row = Row.of(record, dead, pending=scan.pending(record, dead)) if dead else None
             out.append(
                 Shown(
@@ -219,6 +244,10 @@ async def show_dead_letters(
     return out
 
 
+def _selected(selection: Filters, record: Record, dead: DeadLetter | None) -> bool:
+    return dead is not None and selection.selects(dead, record.key_text)
+
+
 def _bucket(age_s: float) -> str:
     for name, upper in AGE_BUCKETS:
         if age_s < upper:
@@ -232,31 +261,42 @@ async def stats(
     now: datetime | None = None,
     group: str = DEFAULT_GROUP,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    portals: frozenset[str] = frozenset(),
 ) -> Stats:
-    """Dead letters by error category and by age (since ``dlq.failed_at``), total and pending."""
+    """Dead letters by error category, by age (since ``dlq.failed_at``) and by portal,
+    total and pending; with ``portals``, only those portals' dead letters."""
     as_of = (now or datetime.now(UTC)).astimezone(UTC)
     categories: dict[str, Count] = {}
     ages = {name: Count() for name, _ in AGE_BUCKETS}
     total = pending = unreadable = 0
     oldest: datetime | None = None
+    by_portal: dict[str, Count] = {}
+    oldest_by_portal: dict[str, datetime] = {}
     async with KafkaLink(settings, timeout_s) as link:
         scan = await _open_scan(link, settings, group)
         async for record, dead in scan.records():
             if dead is None:
                 unreadable += 1
                 continue
+            if portals and dead.portal not in portals:
+                continue
             when = failed_at(dead, record.timestamp_ms)
             is_pending = scan.pending(record, dead)
             cat = categories.setdefault(dead.category or "UNKNOWN", Count())
             age = ages[_bucket((as_of - when).total_seconds())]
+            mine = by_portal.setdefault(dead.portal, Count())
             total += 1
             cat.total += 1
             age.total += 1
+            mine.total += 1
             if is_pending:
                 pending += 1
                 cat.pending += 1
                 age.pending += 1
+                mine.pending += 1
                 oldest = when if oldest is None else min(oldest, when)
+                was = oldest_by_portal.get(dead.portal)
+                oldest_by_portal[dead.portal] = when if was is None else min(was, when)
     return Stats(
         as_of=as_of,
         total=total,
@@ -265,4 +305,6 @@ async def stats(
         categories=categories,
         ages=ages,
         oldest_pending=oldest,
+        portals=by_portal,
+        oldest_pending_by_portal=oldest_by_portal,
     )

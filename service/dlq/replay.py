@@ -28,6 +28,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from handlers.event import DEFAULT_PORTAL
 from service.clock import Clock, SystemClock
 from service.config import Settings
 from service.deadletter import (
@@ -62,6 +63,7 @@ class Step:
     action: Action
     attempt: int
     category: str
+    portal: str = DEFAULT_PORTAL
 
 
 @dataclass
@@ -318,7 +320,13 @@ class _Replay:
     async def _act(self, mover: Mover | None, record: Record, action: Action) -> Step:
         dead = parse(record.headers)
         step = Step(
-            record.partition, record.offset, record.key_text, action, dead.attempt, dead.category
+            record.partition,
+            record.offset,
+            record.key_text,
+            action,
+            dead.attempt,
+            dead.category,
+            dead.portal,
         )
         if mover is None:
             self.report.steps.append(step)

@@ -13,10 +13,17 @@ is missing (the property, and the property group it goes in), and fails with
 does not require unique values (HubSpot cannot change that flag after creation). It
 takes a :class:`~service.hubspot.client.HubSpotClient` and knows nothing of the app's
 settings; ``callbridge hubspot setup`` is its command line.
+
+Each HubSpot portal needs the property once: :func:`set_up_portals` runs set-up for
+several portals at once (portal id -> that portal's client, with its token or OAuth grant
+and API version), one portal's failure never stopping another's, and reports one
+:class:`PortalSetup` per portal, in the order given.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -173,3 +180,40 @@ def describe_failure(exc: HubSpotError) -> str:
         needs = f"; it needs {', '.join(scopes)}" if scopes else ""
         return f"the token lacks a scope (403 {exc.category}){needs}"
     return str(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class PortalSetup:
+    """Set-up's outcome in one portal: its ``result``, or the ``error`` that stopped it."""
+
+    portal: str
+    result: SetupResult | None = None
+    error: SetupError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def line(self) -> str:
+        """One line for the operator: ``acme: created …; created …`` or ``acme: error: …``."""
+        if self.error is not None:
+            return f"{self.portal}: error: {self.error}"
+        assert self.result is not None
+        return f"{self.portal}: " + "; ".join(self.result.lines())
+
+
+async def set_up_portals(
+    clients: Mapping[str, HubSpotClient], *, name: str = CALL_KEY_PROPERTY, group: str = GROUP
+) -> list[PortalSetup]:
+    """:func:`ensure_call_key_property` in every portal of ``clients`` (portal id ->
+    client), concurrently; one outcome per portal in ``clients``' order. A portal that
+    fails (401, missing scope, OAuth refresh refused, no answer) is reported, the others
+    are still set up."""
+
+    async def one(portal: str, hs: HubSpotClient) -> PortalSetup:
+        try:
+            return PortalSetup(portal, await ensure_call_key_property(hs, name=name, group=group))
+        except SetupError as exc:
+            return PortalSetup(portal, error=exc)
+
+    return list(await asyncio.gather(*(one(p, hs) for p, hs in clients.items())))

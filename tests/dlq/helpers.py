@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from click.testing import Result
 from typer.testing import CliRunner
 
+from handlers.event import DEFAULT_PORTAL, portal_key
 from service.config import Settings
 from service.deadletter import Failure, dlq_headers
 from service.dlq.cli import app
@@ -31,13 +32,15 @@ class Spec:
     age: timedelta = timedelta(minutes=5)
     status: int | None = 207
     message: str = "Property values were not valid"
+    portal: str = DEFAULT_PORTAL
 
     @property
     def key(self) -> str:
-        return f"generic:{self.call}"
+        """The Kafka key: ``generic:<call>``, qualified by a non-default portal."""
+        return portal_key(self.portal, f"generic:{self.call}")
 
 
-def event_value(call: str, seq: int = 1) -> bytes:
+def event_value(call: str, seq: int = 1, portal: str = DEFAULT_PORTAL) -> bytes:
     event = CallEvent(
         provider="generic",
         call_id=call,
@@ -46,12 +49,15 @@ def event_value(call: str, seq: int = 1) -> bytes:
         occurred_at="2026-03-03T15:04:05Z",
         sequence=seq,
         properties={"hs_call_title": f"call {call}", "hs_call_status": "COMPLETED"},
+        portal=portal,
     )
     return encode_event(event)
 
 
 def original_headers(spec: Spec) -> list[tuple[str, bytes]]:
     headers = [("event_id", f"{spec.call}:1".encode()), ("provider", b"generic")]
+    if spec.portal != DEFAULT_PORTAL:
+        headers.append(("portal", spec.portal.encode()))
     if spec.attempt > 1:  # a record that was replayed before carries its count
         headers.append(("dlq.attempt", str(spec.attempt - 1).encode()))
     return headers
@@ -79,10 +85,11 @@ async def put_dead_letters(
                     correlation_id=str(uuid.uuid4()),
                 ),
                 failed_at=now - spec.age,
+                portal=spec.portal,
             )
             await producer.send_and_wait(
                 settings.topic_dlq,
-                value=event_value(spec.call),
+                value=event_value(spec.call, portal=spec.portal),
                 key=spec.key.encode(),
                 headers=headers,
             )

@@ -98,7 +98,8 @@ def _cli(
 
 
 def test_cli_setup_is_idempotent_with_clear_errors(sandbox: SandboxHandle) -> None:
-    """The command: exit 0 created/found; exit 1 one-line error on 401; --portal is exit 2."""
+    """The command: exit 0 created/found; exit 1 one-line error on 401; without a portals
+    file a --portal other than default is exit 2."""
     sandbox.reset(properties=True)
     first = _cli(sandbox)
     assert first.returncode == 0, first.stderr
@@ -117,4 +118,4 @@ def test_cli_setup_is_idempotent_with_clear_errors(sandbox: SandboxHandle) -> No
     assert bad.stderr.startswith(f"error: {sandbox.url}: HubSpot refused the token (401")
     portal = _cli(sandbox, "--portal", "acme")
     assert portal.returncode == 2
-    assert "--portal is not supported yet" in portal.stderr
+    assert portal.stderr == "error: unknown portal 'acme'; known portals: default\n"
