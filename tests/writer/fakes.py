@@ -210,11 +210,19 @@ class FakeStore:
 
 
 class FakeDeadLetters:
-    def __init__(self, sink: list[tuple[Ref, Failure]]) -> None:
-        self.sink = sink
+    """The DLQ: every letter, and (``portals``) the ``dlq.portal`` each was sent with."""
 
-    async def send(self, items: Sequence[tuple[Ref, Failure]]) -> None:
+    def __init__(
+        self, sink: list[tuple[Ref, Failure]], portals: list[str] | None = None
+    ) -> None:
+        self.sink = sink
+        self.portals = portals if portals is not None else []
+
+    async def send(
+        self, items: Sequence[tuple[Ref, Failure]], *, portal: str = "default"
+    ) -> None:
         self.sink.extend(items)
+        self.portals.extend(portal for _ in items)
         await Step()
 
 
