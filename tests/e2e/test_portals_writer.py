@@ -1,0 +1,434 @@
+"""The writer with many portals, on the real broker against a sandbox process holding four
+portals (``python -m sandbox --token tok-a --token tok-b --token tok-c --token tok-d
+--oauth-app …``): acme (private-app token, v3), bravo (2026-03, 4 requests per 10 s),
+charlie (OAuth, 2026-03, access tokens of 3 s) and delta (2026-09: admin validation
+rules). Events go straight to ``calls.events``, keyed by ``CallEvent.portal_key``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import orjson
+import pytest
+
+import handlers.generic as generic
+from handlers import NormalizeOptions, WebhookRequest
+from service.config import Settings
+from service.deadletter import parse as parse_dlq
+from service.hubspot.oauth import OAuthTokenProvider
+from service.hubspot.setup import ensure_call_key_property
+from service.kafka import make_producer
+from service.model import CallEvent, encode_event
+from service.wiring import portal_clients
+from service.writer import Writer
+from tests.fixtures.kafka import KafkaEnv
+from tests.fixtures.sandbox import SandboxServer, start_sandbox, stop_sandbox
+from tests.fixtures.services import wait_until
+
+TOKENS = {"acme": "tok-a", "bravo": "tok-b", "charlie": "tok-c", "delta": "tok-d"}
+#: each portal's calls path (the test reads them the way the portal's writer writes)
+PATHS = {
+    "acme": "/crm/v3/objects/calls",
+    "bravo": "/crm/objects/2026-03/calls",
+    "charlie": "/crm/objects/2026-03/calls",
+    "delta": "/crm/objects/2026-09/calls",
+}
+BRAVO_RATE = 4
+PORTALS = f"""
+portals:
+  - id: acme
+    hubspot: {{token: tok-a, rate: 1000}}
+  - id: bravo
+    hubspot: {{token: tok-b, api_version: "2026-03", rate: {BRAVO_RATE}}}
+  - id: charlie
+    hubspot:
+      oauth: {{client_id: cid, client_secret: csec, refresh_token: rt-c}}
+      api_version: "2026-03"
+      rate: 1000
+  - id: delta
+    hubspot: {{token: tok-d, api_version: "2026-09", rate: 1000}}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    s = start_sandbox(
+        "--token",
+        "tok-b",
+        "--token",
+        "tok-c",
+        "--token",
+        "tok-d",
+        "--oauth-app",
+        "cid:csec:rt-c:tok-c",
+        "--oauth-token-lifetime",
+        "3",
+        "--rate-limit",
+        "100000",
+        "--search-rate",
+        "1000",
+        log_dir=tmp_path_factory.mktemp("portals-writer-sandbox"),
+        token="tok-a",
+    )
+    try:
+        yield s
+    finally:
+        stop_sandbox(s.process)
+
+
+async def control(
+    server: SandboxServer, method: str, path: str, token: str | None = None, **kw: Any
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30.0) as http:
+        return await http.request(method, path, **kw)
+
+
+async def stats(server: SandboxServer, portal: str) -> dict[str, Any]:
+    r = await control(server, "GET", "/_sandbox/stats", TOKENS[portal])
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def record_counts(server: SandboxServer, portals: list[str]) -> dict[str, int]:
+    return {p: (await stats(server, p))["records"]["calls"] for p in portals}
+
+
+async def calls_in(server: SandboxServer, portal: str) -> dict[str, dict[str, str]]:
+    """Every call record of ``portal`` by ``hs_call_external_id``."""
+    out: dict[str, dict[str, str]] = {}
+    after: str | None = None
+    while True:
+        params: dict[str, Any] = {
+            "limit": 100,
+            "properties": "hs_call_external_id,hs_call_title,hs_call_status,hs_call_body",
+        }
+        if after:
+            params["after"] = after
+        r = await control(server, "GET", PATHS[portal], TOKENS[portal], params=params)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        for c in page["results"]:
+            out[c["properties"]["hs_call_external_id"]] = c["properties"]
+        after = page.get("paging", {}).get("next", {}).get("after")
+        if not after:
+            return out
+
+
+def event(portal: str, call: int, kind: str = "call.ended", **fields: Any) -> CallEvent:
+    """A generic event of ``portal`` normalized as the ingress does."""
+    body = {
+        "event_id": f"{portal}-c{call}:{kind}",
+        "call_id": f"c{call}",  # the same call ids in every portal: different calls
+        "type": kind,
+        "occurred_at": "2026-03-03T15:04:05Z",
+        "direction": "inbound",
+        "from": f"+1415555{call:04d}",
+        "to": "+18005550100",
+        "notes": portal,
+        **fields,
+    }
+    [ev] = generic.parse(
+        WebhookRequest("POST", "", {}, orjson.dumps(body)), NormalizeOptions()
+    ).events
+    return msgspec.structs.replace(ev, portal=portal)
+
+
+async def produce(settings: Settings, events: list[CallEvent]) -> None:
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                settings.topic_events,
+                value=encode_event(e),
+                key=e.portal_key.encode(),
+                headers=[("event_id", e.event_id.encode()), ("provider", e.provider.encode())],
+            )
+            for e in events
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass
+class Running:
+    writer: Writer
+    task: asyncio.Task[None]
+    health: httpx.AsyncClient
+
+    async def portals(self) -> dict[str, dict[str, Any]]:
+        r = await self.health.get("/portals")
+        assert r.status_code == 200
+        return {p["id"]: p for p in r.json()["portals"]}
+
+
+@pytest.fixture
+async def settings(server: SandboxServer, kafka: KafkaEnv, tmp_path: Path) -> Settings:
+    reset = await control(server, "POST", "/_sandbox/reset", json={"all": True})
+    assert reset.status_code == 200
+    for token in TOKENS.values():
+        assert (await control(server, "DELETE", "/_sandbox/faults", token)).status_code == 200
+        assert (await control(server, "DELETE", "/_sandbox/validation-rules", token)).is_success
+    path = tmp_path / "portals.yaml"
+    path.write_text(PORTALS)
+    s = kafka.settings.model_copy(
+        update={
+            "hubspot_url": server.url,
+            "portals_file": path,
+            "writer_linger_ms": 200,
+            "writer_reconcile_after_s": 1.0,
+            "writer_state_dir": str(tmp_path / "state"),
+            "contact_index_dir": tmp_path / "contacts",
+        }
+    )
+    clients = portal_clients(s)
+    try:
+        for client in clients.values():  # `callbridge hubspot setup` in every portal
+            await ensure_call_key_property(client)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return s
+
+
+@pytest.fixture
+async def running(settings: Settings) -> AsyncIterator[Running]:
+    writer = Writer(settings)
+    await writer.start()
+    task = asyncio.create_task(writer.run())
+    transport = httpx.ASGITransport(app=writer.health_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://writer") as health:
+        try:
+            yield Running(writer, task, health)
+        finally:
+            writer.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 60)
+
+
+#: requests of the test itself (the set-up's property creation, reading the records back)
+NOT_THE_WRITER = {"listCalls", "getPropertyGroup", "createPropertyGroup", "createProperty"}
+
+
+def writer_requests(portal_stats: dict[str, Any]) -> list[float]:
+    """When the writer's requests reached the portal (the set-up's 404 read excluded)."""
+    return [
+        t
+        for t, op, status in portal_stats["timeline"]
+        if op not in NOT_THE_WRITER and not (op == "getProperty" and status == 404)
+    ]
+
+
+def _max_in_window(times: list[float], window_s: float = 10.0) -> int:
+    return max(
+        (sum(1 for u in times[i:] if u - t < window_s) for i, t in enumerate(times)), default=0
+    )
+
+
+async def committed(kafka: KafkaEnv, group: str) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:
+        return 0
+    finally:
+        await admin.close()
+    return sum(meta.offset for meta in offsets.values())
+
+
+async def test_three_portals_interleaved_land_each_in_its_own_portal(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running
+) -> None:
+    """Interleaved events of acme, bravo and charlie (the same call ids in each) make one
+    record per call in its own portal and none in another's; bravo's requests keep to its
+    own 4 per 10 s while the others are not slowed; the 2026-03 portals use dated paths."""
+    counts = {"acme": 40, "bravo": 12, "charlie": 25}
+    answered = [event(p, i, "call.answered") for i in range(40) for p in counts if i < counts[p]]
+    await produce(settings, answered)
+
+    async def created() -> bool:
+        return await record_counts(server, list(counts)) == counts
+
+    await wait_until(created, timeout_s=60)
+    ended = [
+        event(p, i, "call.ended", duration_ms=1000)
+        for i in range(40)
+        for p in counts
+        if i < counts[p]
+    ]
+    started = asyncio.get_running_loop().time()
+    await produce(settings, ended)
+
+    async def acme_completed() -> bool:
+        calls = await calls_in(server, "acme")
+        return {c["hs_call_status"] for c in calls.values()} == {"COMPLETED"}
+
+    await wait_until(acme_completed, timeout_s=60)
+    acme_s = asyncio.get_running_loop().time() - started
+
+    async def all_settled() -> bool:
+        return await committed(kafka, settings.writer_group) == len(answered) + len(ended)
+
+    await wait_until(all_settled, timeout_s=90)
+    for portal, n in counts.items():
+        calls = await calls_in(server, portal)
+        assert sorted(calls) == sorted(f"generic:c{i}" for i in range(n))  # no portal prefix
+        assert {c["hs_call_body"] for c in calls.values()} == {portal}  # none of another's
+        assert {c["hs_call_status"] for c in calls.values()} == {"COMPLETED"}
+    assert (await stats(server, "delta"))["records"]["calls"] == 0
+    acme, bravo = await stats(server, "acme"), await stats(server, "bravo")
+    assert set(acme["versions"]) == {"v3"}
+    assert set(bravo["versions"]) == {"2026-03"}
+    assert set((await stats(server, "charlie"))["versions"]) == {"2026-03"}
+    bravo_times = writer_requests(bravo)
+    assert len(bravo_times) > BRAVO_RATE  # the pacing had to act
+    assert _max_in_window(bravo_times) <= BRAVO_RATE
+    assert bravo_times[-1] - bravo_times[0] >= 10.0  # bravo's updates waited for its budget
+    assert acme_s < 5.0  # while acme's were written at once: not held to bravo's rate
+    state = await running.portals()
+    assert state["bravo"]["budget_10s"] == BRAVO_RATE
+    assert state["acme"]["budget_10s"] == 1000
+    assert {p["reconcile_mode"] for p in state.values()} == {"key"}
+    assert all(p["buffered"] == 0 and p["ready"] for p in state.values())
+
+
+async def test_a_revoked_token_holds_only_its_portal_and_its_calls_land_once_restored(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running
+) -> None:
+    """acme's token is revoked mid-run: its calls wait (buffered, uncommitted, never
+    dead-lettered), bravo and charlie keep writing, /readyz stays 200 and /portals says
+    why acme is paused; once the token is restored acme's calls land, one record each."""
+    wave1 = [event(p, i) for i in range(5) for p in ("acme", "bravo", "charlie")]
+    await produce(settings, wave1)
+
+    async def first() -> bool:
+        return set((await record_counts(server, ["acme", "bravo", "charlie"])).values()) == {5}
+
+    await wait_until(first, timeout_s=60)
+    r = await control(server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]})
+    assert r.status_code == 200, r.text
+    wave2 = [event(p, i) for i in range(5, 25) for p in ("acme", "bravo", "charlie")]
+    await produce(settings, wave2)
+
+    async def others_written() -> bool:
+        return set((await record_counts(server, ["bravo", "charlie"])).values()) == {25}
+
+    await wait_until(others_written, timeout_s=60)
+
+    async def acme_paused() -> bool:
+        return bool((await running.portals())["acme"]["paused"])
+
+    await wait_until(acme_paused, timeout_s=30)
+    state = await running.portals()
+    assert state["acme"]["ready"] is False
+    assert "token" in state["acme"]["reason"]
+    assert state["acme"]["buffered"] + state["acme"]["in_flight"] == 20
+    assert state["bravo"]["ready"] and not state["bravo"]["paused"]
+    ready = await running.health.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["portals"]["acme"]["paused"] is True
+    assert await committed(kafka, settings.writer_group) < len(wave1) + len(wave2)
+    assert await kafka.records(settings.topic_dlq) == []
+    # acme's records are still only wave 1 (read with the revoked token's replacement)
+    r = await control(server, "GET", "/_sandbox/stats", "tok-a-off")
+    assert r.json()["records"]["calls"] == 5
+
+    restored = await control(
+        server, "POST", "/_sandbox/config", "tok-a-off", json={"tokens": ["tok-a"]}
+    )
+    assert restored.status_code == 200
+
+    async def all_settled() -> bool:
+        return await committed(kafka, settings.writer_group) == len(wave1) + len(wave2)
+
+    await wait_until(all_settled, timeout_s=90)
+    calls = await calls_in(server, "acme")
+    assert sorted(calls) == sorted(f"generic:c{i}" for i in range(25))
+    assert await kafka.records(settings.topic_dlq) == []
+    state = await running.portals()
+    assert state["acme"]["ready"] and not state["acme"]["paused"]
+
+
+async def test_an_oauth_portal_keeps_writing_across_an_access_token_expiry(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running
+) -> None:
+    """charlie's access tokens last 3 s: calls before and after an expiry are all written,
+    the token refreshed ahead (a handful of refreshes, never a refused write)."""
+    await produce(settings, [event("charlie", i) for i in range(10)])
+
+    async def landed(n: int) -> bool:
+        return (await stats(server, "charlie"))["records"]["calls"] == n
+
+    await wait_until(lambda: landed(10), timeout_s=60)
+    await asyncio.sleep(3.5)  # every access token issued so far has expired
+    await produce(settings, [event("charlie", i) for i in range(10, 30)])
+    await wait_until(lambda: landed(30), timeout_s=60)
+    s = await stats(server, "charlie")
+    assert s["requests"]["oauthToken"].get("200", 0) >= 2
+    assert set(s["requests"]["oauthToken"]) == {"200"}
+    assert "401" not in s["requests"].get("batchCreateCalls", {})
+    client = running.writer.clients["charlie"]
+    assert isinstance(client.session.auth, OAuthTokenProvider)
+    assert client.session.auth.refreshes >= 2
+    assert await kafka.records(settings.topic_dlq) == []
+
+
+@pytest.mark.parametrize("whole_batch", [False, True])
+async def test_a_2026_09_validation_rule_dead_letters_that_call_only(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running, whole_batch: bool
+) -> None:
+    """delta (2026-09) requires a recording on completed calls: a call without one is
+    refused with HubSpot's VALIDATION_ERROR (per input in a 207, or the whole batch 400,
+    bisected) and dead-lettered with the rule's message and ``dlq.portal: delta``; the
+    other calls of delta and of acme are written."""
+    rule = {
+        "rules": [
+            {
+                "object_type": "calls",
+                "property": "hs_call_recording_url",
+                "when": {"property": "hs_call_status", "value": "COMPLETED"},
+            }
+        ]
+    }
+    assert (
+        await control(server, "POST", "/_sandbox/validation-rules", "tok-d", json=rule)
+    ).is_success
+    if whole_batch:
+        r = await control(
+            server, "POST", "/_sandbox/faults", "tok-d", json={"reject_whole_batch": True}
+        )
+        assert r.status_code == 200
+    bad = {3, 7}
+    events = [
+        event("delta", i, **({} if i in bad else {"recording_url": f"https://rec.example/{i}.mp3"}))
+        for i in range(12)
+    ] + [event("acme", i) for i in range(12)]  # acme (v3) ignores the rule: all written
+    await produce(settings, events)
+
+    async def settled() -> bool:
+        return await committed(kafka, settings.writer_group) == len(events)
+
+    await wait_until(settled, timeout_s=90)
+    delta = await calls_in(server, "delta")
+    assert sorted(delta) == sorted(f"generic:c{i}" for i in range(12) if i not in bad)
+    assert len(await calls_in(server, "acme")) == 12
+    letters = await kafka.records(settings.topic_dlq)
+    assert sorted(r.key for r in letters) == sorted(f"delta/generic:c{i}".encode() for i in bad)
+    for record in letters:
+        letter = parse_dlq(record.headers)
+        assert letter.portal == "delta"
+        assert letter.category == "VALIDATION_ERROR"
+        assert "hs_call_recording_url is required by a validation rule" in letter.message
