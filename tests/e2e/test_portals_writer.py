@@ -320,18 +320,29 @@ async def test_a_revoked_token_holds_only_its_portal_and_its_calls_land_once_res
     await wait_until(first, timeout_s=60)
     r = await control(server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]})
     assert r.status_code == 200, r.text
-    wave2 = [event(p, i) for i in range(5, 25) for p in ("acme", "bravo", "charlie")]
-    await produce(settings, wave2)
-
-    async def others_written() -> bool:
-        return set((await record_counts(server, ["bravo", "charlie"])).values()) == {25}
-
-    await wait_until(others_written, timeout_s=60)
+    held = [event("acme", i) for i in range(5, 25)]
+    await produce(settings, held)
 
     async def acme_paused() -> bool:
         return bool((await running.portals())["acme"]["paused"])
 
     await wait_until(acme_paused, timeout_s=30)
+    # acme is paused (at least 10 s for a refused token): the others' new calls go at once
+    started = asyncio.get_running_loop().time()
+    others = [event(p, i) for i in range(5, 25) for p in ("charlie", "bravo")]
+    await produce(settings, others)
+
+    async def charlie_written() -> bool:
+        return (await record_counts(server, ["charlie"]))["charlie"] == 25
+
+    await wait_until(charlie_written, timeout_s=60)
+    assert asyncio.get_running_loop().time() - started < 5.0
+
+    async def bravo_written() -> bool:  # at bravo's own pace (4 requests per 10 s)
+        return (await record_counts(server, ["bravo"]))["bravo"] == 25
+
+    await wait_until(bravo_written, timeout_s=60)
+    wave2 = held + others
     state = await running.portals()
     assert state["acme"]["ready"] is False
     assert "token" in state["acme"]["reason"]
