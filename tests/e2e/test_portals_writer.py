@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +27,16 @@ from service.deadletter import parse as parse_dlq
 from service.hubspot.oauth import OAuthTokenProvider
 from service.hubspot.setup import ensure_call_key_property
 from service.kafka import make_producer
+from service.localkafka import free_port
 from service.model import CallEvent, encode_event
+from service.runtime import make_server
 from service.wiring import portal_clients
 from service.writer import Writer
 from tests.fixtures.kafka import KafkaEnv
 from tests.fixtures.sandbox import SandboxServer, start_sandbox, stop_sandbox
 from tests.fixtures.services import wait_until
 
+ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"acme": "tok-a", "bravo": "tok-b", "charlie": "tok-c", "delta": "tok-d"}
 #: each portal's calls path (the test reads them the way the portal's writer writes)
 PATHS = {
@@ -164,6 +169,7 @@ class Running:
     writer: Writer
     task: asyncio.Task[None]
     health: httpx.AsyncClient
+    health_url: str
 
     async def portals(self) -> dict[str, dict[str, Any]]:
         r = await self.health.get("/portals")
@@ -205,14 +211,19 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     writer = Writer(settings)
     await writer.start()
     task = asyncio.create_task(writer.run())
-    transport = httpx.ASGITransport(app=writer.health_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://writer") as health:
+    port = free_port()
+    server = make_server(writer.health_app(), "127.0.0.1", port)
+    serving = asyncio.create_task(server.serve())
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url) as health:
         try:
-            yield Running(writer, task, health)
+            yield Running(writer, task, health, url)
         finally:
+            server.should_exit = True
             writer.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 60)
+            await serving
 
 
 #: requests of the test itself (the set-up's property creation, reading the records back)
@@ -226,6 +237,37 @@ def writer_requests(portal_stats: dict[str, Any]) -> list[float]:
         for t, op, status in portal_stats["timeline"]
         if op not in NOT_THE_WRITER and not (op == "getProperty" and status == 404)
     ]
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
+async def portals_cli(settings: Settings, url: str, *args: str) -> Ran:
+    """``callbridge portals list --json`` in a process of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBRIDGE_")}
+    env["CALLBRIDGE_PORTALS_FILE"] = str(settings.portals_file)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "service.cli",
+        "portals",
+        "list",
+        "--writer-url",
+        url,
+        "--json",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return Ran(proc.returncode, out, err.decode())
 
 
 def _max_in_window(times: list[float], window_s: float = 10.0) -> int:
@@ -346,12 +388,19 @@ async def test_a_revoked_token_holds_only_its_portal_and_its_calls_land_once_res
     state = await running.portals()
     assert state["acme"]["ready"] is False
     assert "token" in state["acme"]["reason"]
-    assert state["acme"]["buffered"] + state["acme"]["in_flight"] == 20
+    assert state["acme"]["buffered"] + state["acme"]["in_flight"] == 20 == state["acme"]["lag"]
     assert state["bravo"]["ready"] and not state["bravo"]["paused"]
     ready = await running.health.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["portals"]["acme"]["paused"] is True
     assert await committed(kafka, settings.writer_group) < len(wave1) + len(wave2)
+    listed = await portals_cli(settings, running.health_url)
+    assert listed.returncode == 0, listed.stderr
+    rows = {p["id"]: p for p in orjson.loads(listed.stdout)["portals"]}
+    assert rows["acme"]["state"] == "blocked (auth)"
+    assert "token" in rows["acme"]["reason"]
+    assert rows["bravo"]["state"] == rows["charlie"]["state"] == "ready"
+    assert rows["acme"]["lag"] == 20
     assert await kafka.records(settings.topic_dlq) == []
     # acme's records are still only wave 1 (read with the revoked token's replacement)
     r = await control(server, "GET", "/_sandbox/stats", "tok-a-off")
