@@ -492,3 +492,55 @@ async def test_a_2026_09_validation_rule_dead_letters_that_call_only(
         assert letter.portal == "delta"
         assert letter.category == "VALIDATION_ERROR"
         assert "hs_call_recording_url is required by a validation rule" in letter.message
+
+
+async def test_a_failed_oauth_refresh_pauses_only_that_portal_until_the_grant_works_again(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running
+) -> None:
+    """charlie's refresh token is revoked and its access tokens expired: its refresh fails,
+    charlie alone is paused (logged, ``callbridge_writer_portal_paused{portal="charlie"}``),
+    acme keeps writing, nothing is dead-lettered; once the app's grant is installed again
+    charlie's calls land."""
+    await produce(settings, [event("charlie", 0)])
+
+    async def charlie_has(n: int) -> bool:
+        return (await record_counts(server, ["charlie"]))["charlie"] == n
+
+    await wait_until(lambda: charlie_has(1), timeout_s=60)
+    r = await control(
+        server,
+        "POST",
+        "/_sandbox/oauth",
+        json={"revoke_refresh_token": "rt-c", "expire_access_tokens": True},
+    )
+    assert r.status_code == 200, r.text
+    await produce(settings, [event("charlie", i) for i in range(1, 11)])
+
+    async def charlie_paused() -> bool:
+        return bool((await running.portals())["charlie"]["paused"])
+
+    await wait_until(charlie_paused, timeout_s=30)
+    await produce(settings, [event("acme", i) for i in range(10)])
+
+    async def acme_written() -> bool:
+        return (await record_counts(server, ["acme"]))["acme"] == 10
+
+    await wait_until(acme_written, timeout_s=30)
+    state = await running.portals()
+    assert state["charlie"]["pause_kind"] == "auth" and not state["charlie"]["ready"]
+    assert state["charlie"]["lag"] == 10
+    assert state["acme"]["ready"]
+    assert (await running.health.get("/readyz")).status_code == 200
+    text = (await running.health.get("/metrics")).text
+    assert 'callbridge_writer_portal_paused{portal="charlie"} 1.0' in text
+    assert 'callbridge_writer_portal_paused{portal="acme"} 0.0' in text
+    assert await charlie_has(1)
+    assert await kafka.records(settings.topic_dlq) == []
+
+    app = {"client_id": "cid", "client_secret": "csec", "refresh_token": "rt-c"}
+    r = await control(
+        server, "POST", "/_sandbox/oauth", json={"apps": [{**app, "portal_token": "tok-c"}]}
+    )
+    assert r.status_code == 200, r.text
+    await wait_until(lambda: charlie_has(11), timeout_s=60)
+    assert await kafka.records(settings.topic_dlq) == []
