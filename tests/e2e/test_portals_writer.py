@@ -544,3 +544,50 @@ async def test_a_failed_oauth_refresh_pauses_only_that_portal_until_the_grant_wo
     assert r.status_code == 200, r.text
     await wait_until(lambda: charlie_has(11), timeout_s=60)
     assert await kafka.records(settings.topic_dlq) == []
+
+
+async def test_a_buffer_full_of_a_paused_portal_stops_reading_and_loses_nothing(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings
+) -> None:
+    """The documented limit: with the buffer (30 events here) full of a revoked portal's
+    calls, the writer stops reading (it can neither settle nor skip them) and says so in
+    /portals and /readyz; nothing is dead-lettered or committed past them, and once the
+    token is restored everything, the other portal's calls behind them too, lands."""
+    small = settings.model_copy(update={"writer_max_buffer": 30})
+    r = await control(server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]})
+    assert r.status_code == 200
+    writer = Writer(small)
+    await writer.start()
+    task = asyncio.create_task(writer.run())
+    transport = httpx.ASGITransport(app=writer.health_app())
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://w") as health:
+            acme = [event("acme", i) for i in range(40)]
+            charlie = [event("charlie", i) for i in range(10)]
+            await produce(small, acme + charlie)
+
+            async def held() -> bool:
+                body = (await health.get("/portals")).json()
+                return bool(body["buffer"]["held_by_paused_portals"])
+
+            await wait_until(held, timeout_s=60)
+            ready = (await health.get("/readyz")).json()
+            assert ready["buffer_held_by_paused_portals"] is True
+            assert await committed(kafka, small.writer_group) < len(acme)
+            assert await kafka.records(small.topic_dlq) == []
+            restored = await control(
+                server, "POST", "/_sandbox/config", "tok-a-off", json={"tokens": ["tok-a"]}
+            )
+            assert restored.status_code == 200
+
+            async def all_settled() -> bool:
+                return await committed(kafka, small.writer_group) == len(acme) + len(charlie)
+
+            await wait_until(all_settled, timeout_s=90)
+    finally:
+        writer.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+    assert sorted(await calls_in(server, "acme")) == sorted(f"generic:c{i}" for i in range(40))
+    assert len(await calls_in(server, "charlie")) == 10
+    assert await kafka.records(small.topic_dlq) == []
