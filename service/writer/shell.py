@@ -351,8 +351,7 @@ class Writer:
     async def _flush_portal(self, portal: str, pendings: list[Pending]) -> None:
         """One portal's flush (a task of its own), then a commit of what it settled."""
         await self._flush(pendings, portal)
-        async with self._commit_lock:
-            await self.commit()
+        await self.commit()
 
     def _apply_backpressure(self, now: float) -> None:
         assert self.consumer is not None
@@ -510,13 +509,15 @@ class Writer:
 
     async def commit(self) -> bool:
         """Commit the settled positions; a success renews the lease. False: refused (this
-        writer is no longer the partitions' owner, or the group is rebalancing)."""
+        writer is no longer the partitions' owner, or the group is rebalancing). One at a
+        time: the portals' flushes commit as they finish."""
         assert self.consumer is not None
-        assigned = {tp.partition for tp in self.consumer.assignment()}
-        positions = {p: o for p, o in self.offsets.to_commit().items() if p in assigned}
-        if not positions:
-            return True
-        return await self._commit(positions)
+        async with self._commit_lock:
+            assigned = {tp.partition for tp in self.consumer.assignment()}
+            positions = {p: o for p, o in self.offsets.to_commit().items() if p in assigned}
+            if not positions:
+                return True
+            return await self._commit(positions)
 
     async def _commit(self, positions: dict[int, int]) -> bool:
         assert self.consumer is not None
