@@ -4,16 +4,19 @@ sends to HubSpot, and ``callbridge portals list`` without a writer."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from typer.testing import CliRunner
 
-from service.cli import app
 from service.deadletter import Failure
 from service.hubspot.oauth import OAuthRefreshError
+from service.localkafka import free_port
 from service.portals import parse_portals_file
 from service.writer.buffer import Buffer
 from service.writer.core import Policy
@@ -179,26 +182,25 @@ def test_status_lists_every_portal_of_the_file_with_the_writers_state(tmp_path: 
 
 
 def test_portals_list_without_a_writer_lists_every_portal_unknown_and_exits_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     """``callbridge portals list`` with the writer down: each portal of the file, state
     "unknown (writer unreachable)", exit 1; ``--json`` says reachable false."""
-    from service.localkafka import free_port
-
     path = tmp_path / "portals.yaml"
     path.write_text(PORTALS)
-    monkeypatch.setenv("CALLBRIDGE_PORTALS_FILE", str(path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLBRIDGE_")}
+    env["CALLBRIDGE_PORTALS_FILE"] = str(path)
     url = f"http://127.0.0.1:{free_port()}"
-    runner = CliRunner()
-    result = runner.invoke(app, ["portals", "list", "--writer-url", url])
-    assert result.exit_code == 1
-    lines = [line for line in result.output.splitlines() if UNREACHABLE in line]
+    command = [sys.executable, "-m", "service.cli", "portals", "list", "--writer-url", url]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stdout.splitlines() if UNREACHABLE in line]
     assert [line.split()[0] for line in lines] == ["acme", "bravo", "charlie"]
-    result = runner.invoke(app, ["portals", "list", "--writer-url", url, "--json"])
-    assert result.exit_code == 1
-    import orjson
-
-    doc = orjson.loads(result.output)
+    result = subprocess.run(
+        [*command, "--json"], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    doc = orjson.loads(result.stdout)
     assert doc["reachable"] is False
     assert {p["id"]: p["state"] for p in doc["portals"]} == dict.fromkeys(
         ["acme", "bravo", "charlie"], UNREACHABLE
