@@ -127,14 +127,17 @@ class Buffer:
             now - p.first_seen >= self.linger_s for p in ready
         )
 
-    def next_due(self, now: float) -> float | None:
-        """Seconds until ``due`` may become true without new records (None: empty)."""
-        if not self._pending:
+    def next_due(self, now: float, portal: str | None = None) -> float | None:
+        """Seconds until ``due`` may become true without new records (None: empty), for
+        ``portal``'s calls only if given."""
+        times = [
+            max(p.first_seen + self.linger_s, p.not_before)
+            for p in self._pending.values()
+            if portal is None or p.portal == portal
+        ]
+        if not times:
             return None
-        soonest = min(
-            max(p.first_seen + self.linger_s, p.not_before) for p in self._pending.values()
-        )
-        return max(0.0, soonest - now)
+        return max(0.0, min(times) - now)
 
     def take(
         self,

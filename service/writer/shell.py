@@ -285,7 +285,7 @@ class Writer:
             await self._rewind(set(self._rewinds))
         now = self.clock.monotonic()
         self._apply_backpressure(now)
-        wait = self.buffer.next_due(self.clock.wall())
+        wait = self._next_launch(self.clock.wall(), now)
         timeout_ms = 200 if wait is None else int(min(max(wait, 0.005), 0.2) * 1000)
         room = max(1, self.buffer.max_events - self.buffer.events)
         asked = min(room, POLL_RECORDS)
@@ -310,6 +310,21 @@ class Writer:
                 await self._dead_letter_undecodable()
                 await self.commit()
         self._launch(self.clock.wall())
+
+    def _next_launch(self, wall: float, now: float) -> float | None:
+        """Seconds until a portal's flush may be launched (None: nothing buffered): not
+        counting portals with a flush in flight (checked again every 50 ms) and waiting
+        out paused ones, so the loop does not spin while they are busy or paused."""
+        waits: list[float] = [0.05] if self._flights else []
+        for portal, state in self.states.items():
+            if portal in self._flights:
+                continue
+            wait = self.buffer.next_due(wall, portal)
+            if wait is not None:
+                waits.append(max(wait, state.paused_until - now))
+        if self.buffer.portals() - set(self.states):
+            waits.append(0.0)
+        return min(waits) if waits else None
 
     def _reap(self) -> None:
         """Forget finished portal flushes; one that raised ends the writer (as before)."""
