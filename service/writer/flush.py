@@ -116,8 +116,11 @@ class Flusher:
         policy: Policy,
         wall: Now,
         portal: str = DEFAULT_PORTAL,
+        on_written: Callable[[], None] | None = None,
     ) -> None:
         self.portal = portal
+        #: told as soon as HubSpot accepts a write of this flush (the portal can write)
+        self.on_written = on_written
         self.calls = calls
         self.store = store
         self.dead_letters = dead_letters
@@ -218,6 +221,8 @@ class _Run:
             self.report.pause = _worse(self.report.pause, s.pause)
         if s.failure is not None:
             self.report.dead.append((pending, s.failure))
+        elif (s.settled or s.associate) and self.f.on_written is not None:
+            self.f.on_written()
         if s.settled:
             self.done.append(pending)
         elif s.retry_at is not None:

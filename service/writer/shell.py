@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import tempfile
 from collections.abc import Collection
 from pathlib import Path
@@ -212,6 +213,7 @@ class Writer:
                 ),
                 wall=self.clock.wall,
                 portal=portal.id,
+                on_written=functools.partial(self._wrote, portal.id),
             )
             metrics.WRITER_PORTAL_PAUSED.labels(portal.id).set(0)
             metrics.WRITER_PORTAL_BUFFERED.labels(portal.id).set(0)
@@ -473,6 +475,17 @@ class Writer:
                 items += [(n, record.hubspot_id, now) for n in pending.counterparts()]
         if items:
             matcher.calls_written(items)
+
+    def _wrote(self, portal: str) -> None:
+        """HubSpot just accepted a write of ``portal``: it is not blocked (any more)."""
+        state = self.states[portal]
+        if state.blocked:
+            state.kind = state.reason = None
+            state.failures = 0
+            metrics.WRITER_PORTAL_PAUSED.labels(portal).set(0)
+            auth = any(s.kind == "auth" for s in self.states.values())
+            metrics.WRITER_AUTH_FAILED.set(1 if auth else 0)
+            log.info("writer_resumed", portal=portal)
 
     def _paused(self, portal: str, report: FlushReport) -> None:
         state = self.states[portal]
