@@ -115,6 +115,9 @@ class Writer:
         self._flights: dict[str, asyncio.Task[None]] = {}
         self._in_flight: dict[str, int] = {}
         self._turn = 0
+        #: a revocation is flushing: no new portal flushes meanwhile (a call's events
+        #: are never in two flushes at once)
+        self._revoking = 0
         self._held_logged = False
         self.consumer: AIOKafkaConsumer | None = None
         self.store: IdStore | None = None
@@ -338,6 +341,8 @@ class Writer:
 
     def _launch(self, wall: float) -> None:
         """Start a flush for each portal with due calls and none in flight, round-robin."""
+        if self._revoking:
+            return
         now = self.clock.monotonic()
         self._unknown_portals(wall)
         order = rotation([p.id for p in self.portals], self._turn)
@@ -649,6 +654,7 @@ class Writer:
             task = self._loading.pop(p, None)
             if task is not None:
                 task.cancel()
+        self._revoking += 1
         async with self._lock:
             try:
                 with contextlib.suppress(TimeoutError):
@@ -656,6 +662,7 @@ class Writer:
                         await self._flush_revoked(partitions)
                 await self.commit()
             finally:
+                self._revoking -= 1
                 dropped = self.buffer.drop(partitions)
                 self.offsets.forget(partitions)
                 self.loaded -= partitions
