@@ -114,6 +114,7 @@ class Writer:
         #: the one flush in flight per portal, and how many calls it holds
         self._flights: dict[str, asyncio.Task[None]] = {}
         self._in_flight: dict[str, int] = {}
+        self._in_flight_bytes: dict[str, int] = {}
         self._turn = 0
         #: a revocation is flushing: no new portal flushes meanwhile (a call's events
         #: are never in two flushes at once)
@@ -292,7 +293,7 @@ class Writer:
         self._apply_backpressure(now)
         wait = self._next_launch(self.clock.wall(), now)
         timeout_ms = 200 if wait is None else int(min(max(wait, 0.005), 0.2) * 1000)
-        room = max(1, self.buffer.max_events - self.buffer.events)
+        room = max(1, self.buffer.max_events - self._held()[0])
         asked = min(room, POLL_RECORDS)
         batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=asked)
         self.last_poll = self.clock.monotonic()
@@ -306,7 +307,7 @@ class Writer:
         # Catching up on a backlog: read what is there before spending requests, so the
         # events of a call are merged into one write (bounded by the buffer's size).
         backlog = sum(len(r) for r in batch.values()) >= asked == POLL_RECORDS
-        backlog = backlog and not self.buffer.full()
+        backlog = backlog and not self._full()
         self._reap()
         if backlog:
             return
@@ -337,6 +338,7 @@ class Writer:
             if task.done():
                 del self._flights[portal]
                 self._in_flight.pop(portal, None)
+                self._in_flight_bytes.pop(portal, None)
                 task.result()
 
     def _launch(self, wall: float) -> None:
@@ -355,6 +357,7 @@ class Writer:
             taken = self.buffer.take(wall, portal=portal, most=FAIR_CALLS)
             if taken:
                 self._in_flight[portal] = sum(len(p.refs) for p in taken)
+                self._in_flight_bytes[portal] = sum(p.size for p in taken)
                 self._flights[portal] = asyncio.create_task(self._flush_portal(portal, taken))
 
     def _unknown_portals(self, wall: float) -> None:
@@ -384,7 +387,7 @@ class Writer:
             self.consumer.pause(*loading)
         fetchable = [tp for tp in assignment if tp.partition in held]
         all_paused = all(s.paused(now) for s in self.states.values())
-        full = self.buffer.full()
+        full = self._full()
         paused = all_paused or full
         if paused and fetchable:
             self.consumer.pause(*fetchable)
@@ -406,10 +409,20 @@ class Writer:
             )
         self._held_logged = stalled
 
+    def _held(self) -> tuple[int, int]:
+        """Events and bytes held: buffered, and taken by the flushes in flight (the
+        buffer's bound covers both, as when one flush at a time blocked the loop)."""
+        events = self.buffer.events + sum(self._in_flight.values())
+        return events, self.buffer.bytes + sum(self._in_flight_bytes.values())
+
+    def _full(self) -> bool:
+        events, size = self._held()
+        return events >= self.buffer.max_events or size >= self.buffer.max_bytes
+
     def held_by_paused(self) -> bool:
         """The buffer is full and only paused portals' calls are in it."""
         now = self.clock.monotonic()
-        return self.buffer.full() and self.buffer.portals() <= {
+        return self._full() and self.buffer.portals() <= {
             p for p, s in self.states.items() if s.paused(now)
         }
 
@@ -698,6 +711,7 @@ class Writer:
                     await asyncio.wait(list(self._flights.values()))
                     self._flights.clear()
                     self._in_flight.clear()
+                    self._in_flight_bytes.clear()
                 while len(self.buffer) or self._undecodable:
                     now = self.clock.monotonic()
                     self._unknown_portals(float("inf"))
