@@ -591,3 +591,24 @@ async def test_a_buffer_full_of_a_paused_portal_stops_reading_and_loses_nothing(
     assert sorted(await calls_in(server, "acme")) == sorted(f"generic:c{i}" for i in range(40))
     assert len(await calls_in(server, "charlie")) == 10
     assert await kafka.records(small.topic_dlq) == []
+
+
+async def test_a_call_of_a_portal_not_in_the_file_is_dead_lettered_with_its_portal(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running
+) -> None:
+    """An event of portal ``zulu`` (not configured: say, removed from the file) can never
+    be written: it is dead-lettered (``UNKNOWN_PORTAL``, ``dlq.portal: zulu``, replayable
+    once the portal is back) and committed; acme's calls are written as usual."""
+    events = [event("zulu", 0), *(event("acme", i) for i in range(3))]
+    await produce(settings, events)
+
+    async def settled() -> bool:
+        return await committed(kafka, settings.writer_group) == len(events)
+
+    await wait_until(settled, timeout_s=60)
+    [letter] = await kafka.records(settings.topic_dlq)
+    assert letter.key == b"zulu/generic:c0"
+    parsed = parse_dlq(letter.headers)
+    assert parsed.portal == "zulu" and parsed.category == "UNKNOWN_PORTAL"
+    assert len(await calls_in(server, "acme")) == 3
+    assert "zulu" not in {p["id"] for p in (await running.portals()).values()}
