@@ -612,3 +612,36 @@ async def test_a_call_of_a_portal_not_in_the_file_is_dead_lettered_with_its_port
     assert parsed.portal == "zulu" and parsed.category == "UNKNOWN_PORTAL"
     assert len(await calls_in(server, "acme")) == 3
     assert "zulu" not in {p["id"] for p in (await running.portals()).values()}
+
+
+async def test_a_huge_backlog_of_one_portal_does_not_starve_another(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running
+) -> None:
+    """3,000 calls of acme (each request of acme answered after 1 s) are being written
+    when 5 of charlie arrive: charlie's land before even acme's first flush is done (each
+    portal flushes on its own, at most 1,000 calls at a time)."""
+    r = await control(server, "POST", "/_sandbox/faults", "tok-a", json={"latency_ms": 1000})
+    assert r.status_code == 200
+    backlog = [event("acme", i) for i in range(3000)]
+    await produce(settings, backlog)
+
+    async def acme_flushing() -> bool:
+        return int((await running.portals())["acme"]["in_flight"]) > 0
+
+    await wait_until(acme_flushing, timeout_s=60)
+    await produce(settings, [event("charlie", i) for i in range(5)])
+
+    async def charlie_landed() -> bool:
+        return (await record_counts(server, ["charlie"]))["charlie"] == 5
+
+    await wait_until(charlie_landed, timeout_s=60)
+    acme_then = (await record_counts(server, ["acme"]))["acme"]
+    assert acme_then < 1000  # not even acme's first flush (1,000 calls) was done
+
+    async def all_settled() -> bool:
+        return await committed(kafka, settings.writer_group) == 3005
+
+    await wait_until(all_settled, timeout_s=120)
+    assert (await record_counts(server, ["acme"]))["acme"] == 3000
+    acme = await stats(server, "acme")
+    assert max(acme["batch_inputs"]["batchCreateCalls"]) == 100
