@@ -592,6 +592,50 @@ def _mount_dlq() -> None:
 _mount_dlq()
 
 
+portals_app = typer.Typer(
+    help="The HubSpot portals this deployment serves (CALLBRIDGE_PORTALS_FILE).",
+    no_args_is_help=True,
+)
+app.add_typer(portals_app, name="portals")
+
+
+@portals_app.command("list")
+def portals_list(
+    writer_url: Annotated[
+        str | None,
+        typer.Option(
+            help="the writer's health port (default http://127.0.0.1:"
+            "{CALLBRIDGE_WRITER_HEALTH_PORT})"
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Each portal with the writer's view of it: ready, paused and why, budget used, lag.
+
+    Exit 0 when the writer answered; 1 when it could not be reached (every portal is then
+    listed as "unknown (writer unreachable)"); 2 when the portals file is invalid.
+    """
+    import orjson
+
+    from service.portals import PortalsFileError, load_portals
+    from service.writer.status import fetch, table
+
+    s = _settings()
+    try:
+        portals = load_portals(s)
+    except PortalsFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    url = writer_url or f"http://127.0.0.1:{s.writer_health_port}"
+    status = asyncio.run(fetch(portals, url))
+    if json_out:
+        typer.echo(orjson.dumps(status.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(table(status))
+    if not status.reachable:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

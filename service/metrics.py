@@ -76,3 +76,31 @@ WRITER_DECISIONS = Counter(
     "Decisions of the writer's core, by kind (create, update, lookup, associate)",
     ["decision"],
 )
+
+# --- many portals: the writer per portal (issue 16); ``portal`` is a configured portal id --
+WRITER_PORTAL_PAUSED = Gauge(
+    "callbridge_writer_portal_paused",
+    "1 while the writer holds back a portal's calls (429, daily limit, refused token, failed "
+    "OAuth refresh): its calls stay buffered and uncommitted; other portals keep writing",
+    ["portal"],
+)
+WRITER_PORTAL_PAUSES = Counter(
+    "callbridge_writer_portal_pauses_total",
+    "Times a portal's writing was paused, by kind (transient, daily, auth)",
+    ["portal", "kind"],
+)
+WRITER_PORTAL_BUFFERED = Gauge(
+    "callbridge_writer_portal_buffered",
+    "Events of a portal consumed and not settled yet (buffered or in a flush)",
+    ["portal"],
+)
+WRITER_PORTAL_CALLS = Counter(
+    "callbridge_writer_portal_calls_total",
+    "Calls of a portal whose events were settled, by outcome (written, dead_lettered)",
+    ["portal", "outcome"],
+)
+WRITER_PORTAL_RECONCILE_MODE = Gauge(
+    "callbridge_writer_portal_reconcile_mode",
+    "A portal's reconcile mode: 1 for the mode in use (key, search)",
+    ["portal", "mode"],
+)

@@ -9,10 +9,12 @@ receives its time as an argument and knows nothing of Kafka or HubSpot.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
+from handlers.event import split_portal_key
 from service.model import CallEvent
 
 MAX_BATCH: Final = 100
@@ -44,6 +46,12 @@ class Pending:
     events: list[CallEvent] = field(default_factory=list)
     refs: list[Ref] = field(default_factory=list)
     not_before: float = 0.0  # retry / reconcile back-off
+    #: the portal the call belongs to, and its key there (``provider:call_id``)
+    portal: str = field(init=False)
+    call_key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.portal, self.call_key = split_portal_key(self.key)
 
     @property
     def size(self) -> int:
@@ -77,6 +85,8 @@ class Buffer:
         self._pending: dict[str, Pending] = {}
         self.events = 0
         self.bytes = 0
+        #: buffered records per portal (what ``/portals`` reports as ``buffered``)
+        self.by_portal: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -93,39 +103,65 @@ class Buffer:
         pending.refs.append(ref)
         self.events += 1
         self.bytes += ref.size
+        self.by_portal[pending.portal] += 1
         if event is None or any(e.event_id == event.event_id for e in pending.events):
             return False
         pending.events.append(event)
         return True
 
-    def _ready(self, now: float) -> list[Pending]:
-        return [p for p in self._pending.values() if p.not_before <= now]
+    def _ready(self, now: float, portal: str | None = None) -> list[Pending]:
+        return [
+            p
+            for p in self._pending.values()
+            if p.not_before <= now and (portal is None or p.portal == portal)
+        ]
 
-    def due(self, now: float) -> bool:
-        ready = self._ready(now)
+    def portals(self) -> set[str]:
+        """The portals with buffered calls."""
+        return {p for p, n in self.by_portal.items() if n > 0}
+
+    def due(self, now: float, portal: str | None = None) -> bool:
+        """A flush should happen now (of ``portal``'s calls only, if given)."""
+        ready = self._ready(now, portal)
         return len(ready) >= self.max_batch or any(
             now - p.first_seen >= self.linger_s for p in ready
         )
 
-    def next_due(self, now: float) -> float | None:
-        """Seconds until ``due`` may become true without new records (None: empty)."""
-        if not self._pending:
+    def next_due(self, now: float, portal: str | None = None) -> float | None:
+        """Seconds until ``due`` may become true without new records (None: empty), for
+        ``portal``'s calls only if given."""
+        times = [
+            max(p.first_seen + self.linger_s, p.not_before)
+            for p in self._pending.values()
+            if portal is None or p.portal == portal
+        ]
+        if not times:
             return None
-        soonest = min(
-            max(p.first_seen + self.linger_s, p.not_before) for p in self._pending.values()
-        )
-        return max(0.0, soonest - now)
+        return max(0.0, min(times) - now)
 
-    def take(self, now: float, partitions: set[int] | None = None) -> list[Pending]:
-        """Remove and return the calls to write now (optionally only of some partitions).
+    def take(
+        self,
+        now: float,
+        partitions: set[int] | None = None,
+        *,
+        portal: str | None = None,
+        most: int | None = None,
+    ) -> list[Pending]:
+        """Remove and return the calls to write now (optionally only of some partitions,
+        of one portal, and at most ``most`` of them, oldest first).
 
         Once any ready call has lingered, every ready call goes; before that only whole
         batches (oldest first), so requests are spent on full batches.
         """
-        taken = [p for p in self._ready(now) if partitions is None or p.partition in partitions]
+        taken = [
+            p for p in self._ready(now, portal) if partitions is None or p.partition in partitions
+        ]
         if not any(now - p.first_seen >= self.linger_s for p in taken):
             taken.sort(key=lambda p: p.first_seen)
             taken = taken[: len(taken) // self.max_batch * self.max_batch]
+        if most is not None and len(taken) > most:
+            taken.sort(key=lambda p: p.first_seen)
+            taken = taken[:most]
         self._remove(taken)
         return taken
 
@@ -140,6 +176,7 @@ class Buffer:
             del self._pending[p.key]
             self.events -= len(p.refs)
             self.bytes -= p.size
+            self.by_portal[p.portal] -= len(p.refs)
 
     def restore(self, pendings: Iterable[Pending], not_before: float) -> None:
         """Put calls back to be retried no earlier than ``not_before``."""
@@ -152,3 +189,4 @@ class Buffer:
                 self._pending[p.key] = p
             self.events += len(p.refs)
             self.bytes += p.size
+            self.by_portal[p.portal] += len(p.refs)

@@ -301,7 +301,7 @@ def settle(
         if isinstance(decision, Create):
             contacts = decision.associations.get("contacts", ())
             if policy.key_property is None:
-                index = index.created(pending.key, now)
+                index = index.created(pending.call_key, now)
             return Settled(with_contacts(after, contacts), settled=True, index=index)
         if decision.new_contacts:  # contacts are recorded once associated
             return Settled(after, associate=decision.new_contacts, index=index)

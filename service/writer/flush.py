@@ -10,6 +10,11 @@ back through ``core.settle``. At the end the new records are written durably and
 letters produced, and only then are the calls reported settled (the shell commits their
 offsets).
 
+A ``Flusher`` serves one portal: its ``CallsPort`` and ``ContactsPort`` are that portal's
+(its own pacing, reconcile mode and contact index), HubSpot inputs carry the call's key
+inside the portal (``Pending.call_key``) while records are kept by the key across portals
+(``Pending.key``), and a pause it reports is that portal's alone.
+
 Fencing: before each write (a HubSpot request, ``calls.ids``, the DLQ) it asks the
 ``Ownership`` port which partitions this writer still owns; calls of a lost partition are
 *abandoned*: nothing more is written for them and they are neither settled nor retried
@@ -26,6 +31,7 @@ from typing import TypeVar
 
 import structlog
 
+from handlers.event import DEFAULT_PORTAL
 from service.clock import Now
 from service.deadletter import Failure
 from service.writer import core
@@ -109,7 +115,12 @@ class Flusher:
         contacts: ContactsPort | None,
         policy: Policy,
         wall: Now,
+        portal: str = DEFAULT_PORTAL,
+        on_written: Callable[[], None] | None = None,
     ) -> None:
+        self.portal = portal
+        #: told as soon as HubSpot accepts a write of this flush (the portal can write)
+        self.on_written = on_written
         self.calls = calls
         self.store = store
         self.dead_letters = dead_letters
@@ -124,6 +135,8 @@ class Flusher:
         if not pendings:
             return report
         _Run.check_unique(pendings)
+        if any(p.portal != self.portal for p in pendings):
+            raise ValueError(f"a flush of portal {self.portal!r} takes only that portal's calls")
         run = _Run(self, report)
         try:
             matched = await self._match(pendings)
@@ -208,6 +221,8 @@ class _Run:
             self.report.pause = _worse(self.report.pause, s.pause)
         if s.failure is not None:
             self.report.dead.append((pending, s.failure))
+        elif (s.settled or s.associate) and self.f.on_written is not None:
+            self.f.on_written()
         if s.settled:
             self.done.append(pending)
         elif s.retry_at is not None:
@@ -267,7 +282,7 @@ class _Run:
 
     async def _lookups(self, lookups: list[Lookup], nxt: list[Decision | _Associate]) -> None:
         for chunk in _chunks(lookups, BATCH - 1):
-            keys = [d.pending.key for d in chunk]
+            keys = [d.pending.call_key for d in chunk]
             probes = sorted({d.probe.key for d in chunk if d.probe is not None} - set(keys))
             answers = await self._lookup_split(keys + probes)
             now = self.f.wall()
@@ -283,7 +298,7 @@ class _Run:
                 if d.probe is not None:
                     probe_answer = answers.get(d.probe.key)
                     seen = isinstance(probe_answer, Found) and probe_answer.hubspot_id is not None
-                answer = answers.get(d.pending.key, Transient("no answer for this key"))
+                answer = answers.get(d.pending.call_key, Transient("no answer for this key"))
                 result, self.f.index = core.resolve(
                     d, answer, seen, self.matched, now, self.f.policy, self.f.index
                 )
@@ -355,12 +370,13 @@ class _Run:
             self.report.retry += [(c.pending, self.f.wall()) for c in creates]
             return
         inputs = [
-            CreateInput(c.pending.key, dict(c.merged.properties), c.associations) for c in creates
+            CreateInput(c.pending.call_key, dict(c.merged.properties), c.associations)
+            for c in creates
         ]
         answers = await self._send(self.f.calls.create, inputs)
         now = self.f.wall()
         for c in creates:
-            answer = answers.get(c.pending.key, Unknown("no answer for this input"))
+            answer = answers.get(c.pending.call_key, Unknown("no answer for this input"))
             s = core.settle(c, answer, intents[c.pending.key], now, self.f.policy, self.f.index)
             self.apply(c.pending, s, nxt)
 
@@ -368,14 +384,14 @@ class _Run:
         owned = await self.owned([u.pending for u in updates])
         updates = [u for u in updates if u.pending.key in owned]
         inputs = [
-            UpdateInput(u.pending.key, u.hubspot_id, dict(u.merged.delta))
+            UpdateInput(u.pending.call_key, u.hubspot_id, dict(u.merged.delta))
             for u in updates
             if u.merged.delta
         ]
         answers = await self._send(self.f.calls.update, inputs)
         now = self.f.wall()
         for u in updates:
-            answer = answers.get(u.pending.key, Written(u.hubspot_id))  # nothing to send
+            answer = answers.get(u.pending.call_key, Written(u.hubspot_id))  # nothing to send
             s = core.settle(u, answer, self.record(u.pending), now, self.f.policy, self.f.index)
             self.apply(u.pending, s, nxt)
 
@@ -383,12 +399,12 @@ class _Run:
         owned = await self.owned([a.pending for a in links])
         links = [a for a in links if a.pending.key in owned]
         inputs = [
-            AssociateInput(a.pending.key, a.record.hubspot_id or "", a.contacts) for a in links
+            AssociateInput(a.pending.call_key, a.record.hubspot_id or "", a.contacts) for a in links
         ]
         answers = await self._send(self.f.calls.associate, inputs)
         now = self.f.wall()
         for a in links:
-            answer = answers.get(a.pending.key, Unknown("no answer for this input"))
+            answer = answers.get(a.pending.call_key, Unknown("no answer for this input"))
             s = core.associated(a.record, a.contacts, answer, now, self.f.policy)
             self.apply(a.pending, s, nxt)
 
@@ -404,7 +420,7 @@ class _Run:
             await self.f.store.put(items)
         letters = [(ref, f) for p, f in self.report.dead if p.key in owned for ref in p.refs]
         if letters:
-            await self.f.dead_letters.send(letters)
+            await self.f.dead_letters.send(letters, portal=self.f.portal)
         self.report.settled += [p for p in self.done if p.key in owned]
 
 

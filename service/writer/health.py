@@ -1,5 +1,7 @@
 """The writer's health port: ``/healthz`` (polling Kafka), ``/readyz`` (able to write:
-not blocked by HubSpot's daily limit or a refused token), ``/metrics``."""
+at least one portal not blocked by HubSpot's daily limit or a refused token; the body
+lists each portal's state), ``/portals`` (each portal's state, pacing and backlog, what
+``callbridge portals list`` shows), ``/metrics``."""
 
 from __future__ import annotations
 
@@ -31,8 +33,27 @@ def health_app(writer: Writer) -> Starlette:
             "daily_limited": writer.daily_limited,
             "paused": writer.pause_kind,
             "reconcile_mode": writer.mode,
+            "portals": {
+                p["id"]: {"ready": p["ready"], "paused": p["paused"], "reason": p["reason"]}
+                for p in writer.portal_report()
+            },
+            "buffer_held_by_paused_portals": writer.held_by_paused(),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def portals(_: Request) -> Response:
+        return JSONResponse(
+            {
+                "portals": writer.portal_report(),
+                "buffer": {
+                    "events": writer.buffer.events,
+                    "max_events": writer.buffer.max_events,
+                    "bytes": writer.buffer.bytes,
+                    "max_bytes": writer.buffer.max_bytes,
+                    "held_by_paused_portals": writer.held_by_paused(),
+                },
+            }
+        )
 
     async def metrics_endpoint(_: Request) -> Response:
         writer.healthy()
@@ -42,6 +63,7 @@ def health_app(writer: Writer) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/portals", portals),
             Route("/metrics", metrics_endpoint),
         ]
     )

@@ -9,7 +9,8 @@ Which HubSpot trouble means what:
 - a whole batch refused (400, 409, 404) is ``Refused(whole_batch=True)``: the flush splits
   it until the input at fault is alone;
 - 429 and 5xx after the client's own retries: ``Transient`` (``Unknown`` for a create);
-- 401/403 and the daily limit: ``Blocked``.
+- 401/403, a refused OAuth refresh and the daily limit: ``Blocked`` (an OAuth refresh
+  that could not be made: ``Transient``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from service.hubspot.errors import (
     HubSpotValidationError,
 )
 from service.hubspot.models import Filter, FilterGroup, SearchRequest
+from service.hubspot.oauth import OAuthRefreshError
 from service.hubspot.wire import Dead, Ok, create_input, outcomes, unique_conflict, update_input
 from service.writer.ports import (
     AssociateInput,
@@ -69,6 +71,10 @@ def trouble(
     exc: HubSpotError, operation: str, inputs: int, *, create: bool = False
 ) -> WriteOutcome:
     """What a failed request means for each of its ``inputs``."""
+    if isinstance(exc, OAuthRefreshError):  # no request was sent: nothing applied
+        if exc.retryable:
+            return Transient(f"OAuth token refresh failed: {exc.message}")
+        return Blocked(f"OAuth token refresh refused ({exc.category}): {exc.message}", "auth")
     if isinstance(exc, HubSpotDailyLimitExceeded):
         return Blocked("HubSpot daily limit reached", "daily")
     if isinstance(exc, HubSpotAuthError | HubSpotMissingScopes):

@@ -1,7 +1,9 @@
 """The durable per-call records: the compacted ``calls.ids`` topic, served from an on-disk
 map (``RecordStore``).
 
-``calls.ids`` is keyed like ``calls.events`` (``provider:call_id``) and co-partitioned
+``calls.ids`` is keyed like ``calls.events`` (``CallEvent.portal_key``: ``provider:call_id``
+in the ``default`` portal, so single-portal state stays valid, ``portal/provider:call_id``
+in another) and co-partitioned
 with it: a record goes to the partition number of its call's events, so the writer that
 owns a partition of events loads exactly the records it needs. The topic is the truth;
 a local SQLite file holds the owned partitions' records, so memory stays flat whatever

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from handlers.event import DEFAULT_PORTAL
 from service import metrics
 from service.deadletter import Failure, dlq_headers
 from service.writer.buffer import Ref
@@ -23,7 +24,9 @@ class KafkaDeadLetters:
         self.producer = producer
         self.topic = topic
 
-    async def send(self, items: Sequence[tuple[Ref, Failure]]) -> None:
+    async def send(
+        self, items: Sequence[tuple[Ref, Failure]], *, portal: str = DEFAULT_PORTAL
+    ) -> None:
         if not items:
             return
         now = datetime.now(UTC)
@@ -36,6 +39,7 @@ class KafkaDeadLetters:
                 offset=ref.offset,
                 failure=failure,
                 failed_at=now,
+                portal=portal,
             )
             futures.append(
                 await self.producer.send(self.topic, value=ref.value, key=ref.key, headers=headers)
@@ -59,6 +63,7 @@ class KafkaDeadLetters:
             log.warning(
                 "call_dead_lettered",
                 key=key,
+                portal=portal,
                 category=category,
                 message=message,
                 records=n,

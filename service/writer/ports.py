@@ -22,6 +22,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from handlers.event import DEFAULT_PORTAL
 from service.deadletter import Failure
 from service.writer.buffer import Ref
 from service.writer.records import CallRecord
@@ -95,7 +96,8 @@ class AssociateInput:
 
 
 class CallsPort(Protocol):
-    """HubSpot's calls, as the writer needs them. ``create``, ``update`` and ``associate``
+    """One portal's HubSpot calls, as the writer needs them. Inputs and answers are keyed
+    by the call's key *inside the portal* (``Pending.call_key``, ``provider:call_id``). ``create``, ``update`` and ``associate``
     take any number of inputs: the adapter sends HubSpot's batches of 100 concurrently
     (the client paces them); ``lookup`` takes at most 100 keys."""
 
@@ -140,8 +142,11 @@ class RecordStore(Protocol):
 
 
 class DeadLetterSink(Protocol):
-    async def send(self, items: Sequence[tuple[Ref, Failure]]) -> None:
-        """Produce each original record with its failure to the DLQ (acks awaited)."""
+    async def send(
+        self, items: Sequence[tuple[Ref, Failure]], *, portal: str = DEFAULT_PORTAL
+    ) -> None:
+        """Produce each original record of ``portal`` with its failure to the DLQ (its
+        ``dlq.portal`` header; acks awaited)."""
         ...
 
 

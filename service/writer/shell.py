@@ -9,12 +9,31 @@ write, the flush asks ``confirm``: with a fresh lease the owned partitions are t
 assigned and loaded; with a stale one (a flush longer than a third of the session timeout,
 a frozen VM, a lost session) a commit is tried first, and a refused commit means this
 writer owns nothing until the group says otherwise: it drops its buffer, writes nothing.
+
+Portals (``service.portals``; one ``default`` portal without a portals file): each has
+its own client, contact matcher, ``Flusher`` and pause state (``portal_state``). Each
+portal's due calls are flushed in a task of their own, one at a time per portal, at most
+``FAIR_CALLS`` calls each, launched round-robin: a paused or slow portal (429 back-off, a
+refused token, a daily limit) never delays another's calls, and a paused portal's calls
+stay buffered and uncommitted (never dead-lettered for the pause). Offsets are committed
+up to the first unsettled event of a partition, whatever its portal: a paused portal's
+events hold back the commit point of the partitions they are in (never skipped, never
+lost) but not the other portals' writes.
+
+The buffer bound is global (memory): when it is full, fetching stops for every
+partition; the other portals' flushes go on and free room. If one paused portal's backlog
+alone fills the buffer, fetching stays stopped until that portal recovers (logged once as
+``buffer_held_by_paused_portals``, visible in ``/portals``): the writer cannot read past
+events it can neither settle nor drop, and skipping them would mean committing them
+unsettled. Calls of a portal not in the portals file are dead-lettered
+(``UNKNOWN_PORTAL``): replayable once the portal is configured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import tempfile
 from collections.abc import Collection
 from pathlib import Path
@@ -26,6 +45,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import TopicPartition
 from starlette.applications import Starlette
 
+from handlers.event import DEFAULT_PORTAL, split_portal_key
 from service import metrics
 from service.clock import SYSTEM, Clock
 from service.config import Settings
@@ -35,7 +55,8 @@ from service.hubspot import HubSpotClient
 from service.hubspot.errors import HubSpotError, HubSpotNotFound
 from service.kafka import ensure_topics, make_producer
 from service.model import decode_event
-from service.wiring import hubspot_client
+from service.portals import Portal, load_portals
+from service.wiring import portal_clients
 from service.writer.buffer import Buffer, Pending, Ref
 from service.writer.core import Policy
 from service.writer.flush import Flusher, FlushReport
@@ -48,7 +69,7 @@ from service.writer.hubspot import (
 from service.writer.idstore import IdStore
 from service.writer.kafka import KafkaDeadLetters
 from service.writer.offsets import OffsetTracker
-from service.writer.ports import Blocked
+from service.writer.portal_state import FAIR_CALLS, PortalState, after_flush, rotation
 
 log = structlog.get_logger()
 
@@ -83,30 +104,76 @@ class Writer:
         self._stop = asyncio.Event()
         self.started = False
         self.last_poll = clock.monotonic()
-        self.paused_until = 0.0
-        self.pause_kind: str | None = None
-        self._failures = 0
+        self.portals: list[Portal] = load_portals(settings)
+        self.states: dict[str, PortalState] = {
+            p.id: PortalState(p.id, p.hubspot.api_version) for p in self.portals
+        }
+        self.clients: dict[str, HubSpotClient] = {}
+        self.flushers: dict[str, Flusher] = {}
+        self.matchers: dict[str, ContactMatcher] = {}
+        #: the one flush in flight per portal, and how many calls it holds
+        self._flights: dict[str, asyncio.Task[None]] = {}
+        self._in_flight: dict[str, int] = {}
+        self._in_flight_bytes: dict[str, int] = {}
+        self._turn = 0
+        #: a revocation is flushing: no new portal flushes meanwhile (a call's events
+        #: are never in two flushes at once)
+        self._revoking = 0
+        self._held_logged = False
         self.consumer: AIOKafkaConsumer | None = None
-        self.hubspot: HubSpotClient | None = None
         self.store: IdStore | None = None
-        self.flusher: Flusher | None = None
-        self.matcher: ContactMatcher | None = None
         self.producer: AIOKafkaProducer = make_producer(settings)
         self._undecodable: list[tuple[Ref, Failure]] = []
         #: partitions whose calls.ids records are loaded: only these are consumed
         self.loaded: set[int] = set()
         self._loading: dict[int, asyncio.Task[None]] = {}
         self.lease_at = float("-inf")
-        #: one flush at a time: the poll loop and the rebalance callbacks share the state
+        #: the rebalance callbacks and the loads share the state with the poll loop
         self._lock = asyncio.Lock()
+        self._commit_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         #: partitions to read again from their committed offsets (calls abandoned, fenced)
         self._rewinds: set[int] = set()
-        self.mode = "unknown"
+
+    # -- the first portal's parts (the single-portal names) ----------------------------
+
+    @property
+    def hubspot(self) -> HubSpotClient | None:
+        return self.clients.get(self.portals[0].id)
+
+    @property
+    def flusher(self) -> Flusher | None:
+        return self.flushers.get(self.portals[0].id)
+
+    @property
+    def matcher(self) -> ContactMatcher | None:
+        return self.matchers.get(self.portals[0].id)
+
+    @property
+    def mode(self) -> str:
+        return self.states[self.portals[0].id].mode
+
+    @property
+    def pause_kind(self) -> str | None:
+        """The pause kind of the one portal; with several, the worst one's when every
+        portal is paused (None while any portal can write)."""
+        states = list(self.states.values())
+        if len(states) == 1:
+            return states[0].kind
+        if all(s.kind for s in states):
+            order = ("transient", "daily", "auth")
+            return max((s.kind or "" for s in states), key=order.index)
+        return None
+
+    @property
+    def paused_until(self) -> float:
+        """When the earliest paused portal may write again (0: none paused)."""
+        paused = [s.paused_until for s in self.states.values() if s.kind]
+        return min(paused) if len(paused) == len(self.states) else 0.0
 
     @property
     def daily_limited(self) -> bool:
-        return self.pause_kind == "daily"
+        return any(s.kind == "daily" for s in self.states.values())
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -115,9 +182,7 @@ class Writer:
         if s.create_topics:
             await ensure_topics(s)
         await self.producer.start()
-        self.hubspot = hubspot_client(s)
-        await self.hubspot.__aenter__()
-        key_property = await self._key_property(self.hubspot)
+        self.clients = portal_clients(s, self.portals)
         state = Path(s.writer_state_dir or tempfile.mkdtemp(prefix="callbridge-writer-"))
         self.store = IdStore(
             s.kafka_bootstrap,
@@ -130,20 +195,32 @@ class Writer:
         contact_settings = s
         if s.contact_index_dir is None:  # beside the ids map: per writer, unless configured
             contact_settings = s.model_copy(update={"contact_index_dir": state / "contacts"})
-        self.matcher = make_contact_matcher(self.hubspot, contact_settings, self.clock.wall)
-        self.flusher = Flusher(
-            calls=HubSpotCalls(self.hubspot, key_property),
-            store=self.store,
-            dead_letters=KafkaDeadLetters(self.producer, s.topic_dlq),
-            ownership=self,
-            contacts=HubSpotContacts(self.matcher),
-            policy=Policy(
-                key_property=key_property,
-                reconcile_after_s=s.writer_reconcile_after_s,
-                unknown_window_s=s.hubspot_timeout_s + 5.0,
-            ),
-            wall=self.clock.wall,
-        )
+        dead_letters = KafkaDeadLetters(self.producer, s.topic_dlq)
+        for portal in self.portals:
+            client = self.clients[portal.id]
+            key_property = await self._key_property(client, portal.id)
+            # one matcher per portal: its index is <contact dir>/<portal>.sqlite3
+            matcher = make_contact_matcher(
+                client, contact_settings, self.clock.wall, portal=portal.id
+            )
+            self.matchers[portal.id] = matcher
+            self.flushers[portal.id] = Flusher(
+                calls=HubSpotCalls(client, key_property),
+                store=self.store,
+                dead_letters=dead_letters,
+                ownership=self,
+                contacts=HubSpotContacts(matcher),
+                policy=Policy(
+                    key_property=key_property,
+                    reconcile_after_s=s.writer_reconcile_after_s,
+                    unknown_window_s=s.hubspot_timeout_s + 5.0,
+                ),
+                wall=self.clock.wall,
+                portal=portal.id,
+                on_written=functools.partial(self._wrote, portal.id),
+            )
+            metrics.WRITER_PORTAL_PAUSED.labels(portal.id).set(0)
+            metrics.WRITER_PORTAL_BUFFERED.labels(portal.id).set(0)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
             group_id=s.writer_group,
@@ -156,26 +233,35 @@ class Writer:
         await self.consumer.start()
         self.consumer.subscribe([s.topic_events], listener=_Rebalance(self))
         self.started = True
-        log.info("writer_started", topic=s.topic_events, group=s.writer_group, mode=self.mode)
+        log.info(
+            "writer_started",
+            topic=s.topic_events,
+            group=s.writer_group,
+            mode=self.mode,
+            portals=[p.id for p in self.portals],
+        )
 
-    async def _key_property(self, hubspot: HubSpotClient) -> str | None:
+    async def _key_property(self, hubspot: HubSpotClient, portal: str) -> str | None:
         """Whether the portal has the unique call-key property (``callbridge hubspot setup``)."""
         try:
             found = await hubspot.get_call_property(KEY_PROPERTY)
         except HubSpotNotFound:
             found = None
         except HubSpotError as exc:
-            log.warning("call_key_property_unreadable", error=str(exc))
+            log.warning("call_key_property_unreadable", portal=portal, error=str(exc))
             found = None
         unique = found is not None and found.has_unique_value
-        self.mode = "key" if unique else "search"
-        for mode in ("key", "search"):
-            metrics.RECONCILE_MODE.labels(mode).set(1 if mode == self.mode else 0)
+        mode = self.states[portal].mode = "key" if unique else "search"
+        for m in ("key", "search"):
+            if portal == self.portals[0].id:
+                metrics.RECONCILE_MODE.labels(m).set(1 if m == mode else 0)
+            metrics.WRITER_PORTAL_RECONCILE_MODE.labels(portal, m).set(1 if m == mode else 0)
         if unique:
-            log.info("reconcile_mode", mode="key", property=KEY_PROPERTY)
+            log.info("reconcile_mode", portal=portal, mode="key", property=KEY_PROPERTY)
             return KEY_PROPERTY
         log.warning(
             "reconcile_mode",
+            portal=portal,
             mode="search",
             reason=f"no unique {KEY_PROPERTY} property: run `callbridge hubspot setup`",
         )
@@ -189,8 +275,8 @@ class Writer:
         if not self.started:
             await self.start()
         self._tasks = [asyncio.create_task(self._export_lag())]
-        if self.matcher is not None:
-            self._tasks.append(asyncio.create_task(self.matcher.run()))
+        for matcher in self.matchers.values():
+            self._tasks.append(asyncio.create_task(matcher.run()))
         try:
             while not self._stop.is_set():
                 await self._step()
@@ -205,9 +291,9 @@ class Writer:
             await self._rewind(set(self._rewinds))
         now = self.clock.monotonic()
         self._apply_backpressure(now)
-        wait = self.buffer.next_due(self.clock.wall())
+        wait = self._next_launch(self.clock.wall(), now)
         timeout_ms = 200 if wait is None else int(min(max(wait, 0.005), 0.2) * 1000)
-        room = max(1, self.buffer.max_events - self.buffer.events)
+        room = max(1, self.buffer.max_events - self._held()[0])
         asked = min(room, POLL_RECORDS)
         batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=asked)
         self.last_poll = self.clock.monotonic()
@@ -221,14 +307,76 @@ class Writer:
         # Catching up on a backlog: read what is there before spending requests, so the
         # events of a call are merged into one write (bounded by the buffer's size).
         backlog = sum(len(r) for r in batch.values()) >= asked == POLL_RECORDS
-        backlog = backlog and not self.buffer.full()
-        wall = self.clock.wall()
-        if self.clock.monotonic() < self.paused_until or backlog:
+        backlog = backlog and not self._full()
+        self._reap()
+        if backlog:
             return
-        if self.buffer.due(wall) or self._undecodable:
+        if self._undecodable:
             async with self._lock:
-                await self._flush(self.buffer.take(wall))
+                await self._dead_letter_undecodable()
                 await self.commit()
+        self._launch(self.clock.wall())
+
+    def _next_launch(self, wall: float, now: float) -> float | None:
+        """Seconds until a portal's flush may be launched (None: nothing buffered): not
+        counting portals with a flush in flight (checked again every 50 ms) and waiting
+        out paused ones, so the loop does not spin while they are busy or paused."""
+        waits: list[float] = [0.05] if self._flights else []
+        for portal, state in self.states.items():
+            if portal in self._flights:
+                continue
+            wait = self.buffer.next_due(wall, portal)
+            if wait is not None:
+                waits.append(max(wait, state.paused_until - now))
+        if self.buffer.portals() - set(self.states):
+            waits.append(0.0)
+        return min(waits) if waits else None
+
+    def _reap(self) -> None:
+        """Forget finished portal flushes; one that raised ends the writer (as before)."""
+        for portal, task in list(self._flights.items()):
+            if task.done():
+                del self._flights[portal]
+                self._in_flight.pop(portal, None)
+                self._in_flight_bytes.pop(portal, None)
+                task.result()
+
+    def _launch(self, wall: float) -> None:
+        """Start a flush for each portal with due calls and none in flight, round-robin."""
+        if self._revoking:
+            return
+        now = self.clock.monotonic()
+        self._unknown_portals(wall)
+        order = rotation([p.id for p in self.portals], self._turn)
+        self._turn += 1
+        for portal in order:
+            if portal in self._flights or self.states[portal].paused(now):
+                continue
+            if not self.buffer.due(wall, portal):
+                continue
+            taken = self.buffer.take(wall, portal=portal, most=FAIR_CALLS)
+            if taken:
+                self._in_flight[portal] = sum(len(p.refs) for p in taken)
+                self._in_flight_bytes[portal] = sum(p.size for p in taken)
+                self._flights[portal] = asyncio.create_task(self._flush_portal(portal, taken))
+
+    def _unknown_portals(self, wall: float) -> None:
+        """Calls of a portal that is not configured can never be written: dead letters."""
+        for portal in self.buffer.portals() - set(self.states):
+            for pending in self.buffer.take(float("inf"), portal=portal):
+                failure = Failure(
+                    "writer",
+                    "route",
+                    None,
+                    "UNKNOWN_PORTAL",
+                    f"portal {portal!r} is not in the portals file",
+                )
+                self._undecodable += [(ref, failure) for ref in pending.refs]
+
+    async def _flush_portal(self, portal: str, pendings: list[Pending]) -> None:
+        """One portal's flush (a task of its own), then a commit of what it settled."""
+        await self._flush(pendings, portal)
+        await self.commit()
 
     def _apply_backpressure(self, now: float) -> None:
         assert self.consumer is not None
@@ -238,12 +386,45 @@ class Writer:
         if loading:
             self.consumer.pause(*loading)
         fetchable = [tp for tp in assignment if tp.partition in held]
-        paused = now < self.paused_until or self.buffer.full()
+        all_paused = all(s.paused(now) for s in self.states.values())
+        full = self._full()
+        paused = all_paused or full
         if paused and fetchable:
             self.consumer.pause(*fetchable)
         elif fetchable:
             self.consumer.resume(*fetchable)
         metrics.WRITER_PAUSED.set(1 if paused else 0)
+        for portal, n in self.buffer.by_portal.items():
+            if portal in self.states:
+                metrics.WRITER_PORTAL_BUFFERED.labels(portal).set(
+                    n + self._in_flight.get(portal, 0)
+                )
+        stalled = full and not self._flights and self.held_by_paused()
+        if stalled and not self._held_logged:
+            log.warning(
+                "buffer_held_by_paused_portals",
+                buffered={p: n for p, n in self.buffer.by_portal.items() if n},
+                reason="the buffer is full of paused portals' events: reading resumes "
+                "when one of them recovers",
+            )
+        self._held_logged = stalled
+
+    def _held(self) -> tuple[int, int]:
+        """Events and bytes held: buffered, and taken by the flushes in flight (the
+        buffer's bound covers both, as when one flush at a time blocked the loop)."""
+        events = self.buffer.events + sum(self._in_flight.values())
+        return events, self.buffer.bytes + sum(self._in_flight_bytes.values())
+
+    def _full(self) -> bool:
+        events, size = self._held()
+        return events >= self.buffer.max_events or size >= self.buffer.max_bytes
+
+    def held_by_paused(self) -> bool:
+        """The buffer is full and only paused portals' calls are in it."""
+        now = self.clock.monotonic()
+        return self._full() and self.buffer.portals() <= {
+            p for p, s in self.states.items() if s.paused(now)
+        }
 
     def _take(self, topic: str, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
         metrics.WRITER_EVENTS.inc()
@@ -262,29 +443,34 @@ class Writer:
             failure = Failure("decode", "decode", None, "INVALID_EVENT", str(exc))
             self._undecodable.append((ref, failure))
             return
-        if not self.buffer.add(event.key, event, ref, self.clock.wall()):
+        if not self.buffer.add(event.portal_key, event, ref, self.clock.wall()):
             metrics.WRITER_DUPLICATES.inc()
 
-    async def _flush(self, pendings: list[Pending]) -> None:
-        """Write due calls; settle what is final, put back what must be retried."""
-        assert self.flusher is not None
-        await self._dead_letter_undecodable()
+    async def _flush(self, pendings: list[Pending], portal: str = DEFAULT_PORTAL) -> None:
+        """Write one portal's due calls; settle what is final, put back what must be
+        retried (calls of partitions still held), and pause the portal if HubSpot says so."""
         if not pendings:
             return
-        report = await self.flusher.flush(pendings)
+        report = await self.flushers[portal].flush(pendings)
         self._settle(report.settled)
-        self._calls_written(report.settled)
+        self._calls_written(portal, report.settled)
         for pending, at in report.retry:
-            self.buffer.restore([pending], not_before=at)
+            if pending.partition in self.loaded:  # else revoked meanwhile: the owner reads it
+                self.buffer.restore([pending], not_before=at)
+        dead = {p.key for p, _ in report.dead}
+        written = sum(1 for p in report.settled if p.key not in dead)
+        metrics.WRITER_PORTAL_CALLS.labels(portal, "written").inc(written)
+        metrics.WRITER_PORTAL_CALLS.labels(portal, "dead_lettered").inc(len(dead))
         if report.abandoned:
             metrics.WRITER_FENCED.inc()
             await self._rewind({p.partition for p in report.abandoned})
         for decision, n in report.counts.items():
             metrics.WRITER_DECISIONS.labels(decision).inc(n)
         metrics.WRITER_COALESCED.inc(sum(max(0, len(p.refs) - 1) for p in report.settled))
-        self._paused(report)
+        self._paused(portal, report)
         log.info(
             "flush_done",
+            portal=portal,
             calls=len(pendings),
             settled=len(report.settled),
             retry=len(report.retry),
@@ -293,9 +479,11 @@ class Writer:
             still_buffered=len(self.buffer),
         )
 
-    def _calls_written(self, settled: list[Pending]) -> None:
-        """Tell contact matching which numbers' calls were written (late matches)."""
-        if self.matcher is None or self.store is None:
+    def _calls_written(self, portal: str, settled: list[Pending]) -> None:
+        """Tell the portal's contact matching which numbers' calls were written (late
+        matches)."""
+        matcher = self.matchers.get(portal)
+        if matcher is None or self.store is None:
             return
         now = self.clock.wall()
         items = []
@@ -304,29 +492,44 @@ class Writer:
             if record is not None and record.hubspot_id is not None:
                 items += [(n, record.hubspot_id, now) for n in pending.counterparts()]
         if items:
-            self.matcher.calls_written(items)
+            matcher.calls_written(items)
 
-    def _paused(self, report: FlushReport) -> None:
-        pause = report.pause
-        if pause is None:
-            if report.settled:
-                self._failures = 0
-                self.pause_kind = None
-                metrics.WRITER_AUTH_FAILED.set(0)
+    def _wrote(self, portal: str) -> None:
+        """HubSpot just accepted a write of ``portal``: it is not blocked (any more)."""
+        state = self.states[portal]
+        if state.blocked:
+            state.kind = state.reason = None
+            state.failures = 0
+            metrics.WRITER_PORTAL_PAUSED.labels(portal).set(0)
+            auth = any(s.kind == "auth" for s in self.states.values())
+            metrics.WRITER_AUTH_FAILED.set(1 if auth else 0)
+            log.info("writer_resumed", portal=portal)
+
+    def _paused(self, portal: str, report: FlushReport) -> None:
+        state = self.states[portal]
+        backoff = after_flush(
+            state,
+            report.pause,
+            bool(report.settled),
+            self.clock.monotonic(),
+            daily_retry_s=self.settings.writer_daily_retry_s,
+        )
+        auth = any(s.kind == "auth" for s in self.states.values())
+        metrics.WRITER_AUTH_FAILED.set(1 if auth else 0)
+        metrics.WRITER_PORTAL_PAUSED.labels(portal).set(1 if state.kind else 0)
+        if backoff is None:
             return
-        self._failures += 1
-        backoff = min(30.0, 0.5 * 2 ** min(self._failures, 6))
-        if isinstance(pause, Blocked) and pause.kind == "daily":
-            backoff = self.settings.writer_daily_retry_s
-        elif isinstance(pause, Blocked):
-            backoff = max(backoff, 10.0)
-            metrics.WRITER_AUTH_FAILED.set(1)
-            log.error("hubspot_token_refused", reason=pause.reason, retry_in_s=backoff)
-        backoff = pause.retry_after_s or backoff
-        self.pause_kind = pause.kind if isinstance(pause, Blocked) else "transient"
-        self.paused_until = self.clock.monotonic() + backoff
+        metrics.WRITER_PORTAL_PAUSES.labels(portal, state.kind or "transient").inc()
+        if state.kind == "auth":
+            log.error(
+                "hubspot_token_refused", portal=portal, reason=state.reason, retry_in_s=backoff
+            )
         log.warning(
-            "writer_paused", reason=pause.reason, kind=self.pause_kind, retry_in_s=round(backoff, 2)
+            "writer_paused",
+            portal=portal,
+            reason=state.reason,
+            kind=state.kind,
+            retry_in_s=round(backoff, 2),
         )
 
     async def _dead_letter_undecodable(self) -> None:
@@ -336,7 +539,12 @@ class Writer:
         owned = await self.confirm({ref.partition for ref, _ in items})
         items = [(ref, f) for ref, f in items if ref.partition in owned]
         assert self.flusher is not None
-        await self.flusher.dead_letters.send(items)
+        by_portal: dict[str, list[tuple[Ref, Failure]]] = {}
+        for ref, failure in items:  # the portal its Kafka key names, if any
+            key = (ref.key or b"").decode("utf-8", "replace")
+            by_portal.setdefault(split_portal_key(key)[0], []).append((ref, failure))
+        for portal, letters in by_portal.items():
+            await self.flusher.dead_letters.send(letters, portal=portal)
         for ref, _ in items:
             self.offsets.settled(ref.partition, ref.offset)
 
@@ -347,13 +555,15 @@ class Writer:
 
     async def commit(self) -> bool:
         """Commit the settled positions; a success renews the lease. False: refused (this
-        writer is no longer the partitions' owner, or the group is rebalancing)."""
+        writer is no longer the partitions' owner, or the group is rebalancing). One at a
+        time: the portals' flushes commit as they finish."""
         assert self.consumer is not None
-        assigned = {tp.partition for tp in self.consumer.assignment()}
-        positions = {p: o for p, o in self.offsets.to_commit().items() if p in assigned}
-        if not positions:
-            return True
-        return await self._commit(positions)
+        async with self._commit_lock:
+            assigned = {tp.partition for tp in self.consumer.assignment()}
+            positions = {p: o for p, o in self.offsets.to_commit().items() if p in assigned}
+            if not positions:
+                return True
+            return await self._commit(positions)
 
     async def _commit(self, positions: dict[int, int]) -> bool:
         assert self.consumer is not None
@@ -457,13 +667,15 @@ class Writer:
             task = self._loading.pop(p, None)
             if task is not None:
                 task.cancel()
+        self._revoking += 1
         async with self._lock:
             try:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.writer_flush_deadline_s / 2):
-                        await self._flush(self.buffer.take(float("inf"), partitions))
+                        await self._flush_revoked(partitions)
                 await self.commit()
             finally:
+                self._revoking -= 1
                 dropped = self.buffer.drop(partitions)
                 self.offsets.forget(partitions)
                 self.loaded -= partitions
@@ -475,22 +687,43 @@ class Writer:
                         metrics.CONSUMER_LAG.remove(str(p))
         log.info("partitions_revoked", partitions=sorted(partitions), dropped=len(dropped))
 
+    async def _flush_revoked(self, partitions: set[int]) -> None:
+        """Let the flushes in flight finish, then flush the revoked partitions' calls of
+        every portal that is not paused (a portal's calls are never in two flushes)."""
+        if self._flights:
+            await asyncio.wait(list(self._flights.values()))
+        now = self.clock.monotonic()
+        ready = [p.id for p in self.portals if not self.states[p.id].paused(now)]
+        await asyncio.gather(
+            *(
+                self._flush(self.buffer.take(float("inf"), partitions, portal=portal), portal)
+                for portal in ready
+            )
+        )
+
     async def _drain(self) -> None:
         """SIGTERM path: flush everything pending within the deadline, commit, leave."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.writer_flush_deadline_s
         try:
             async with asyncio.timeout_at(deadline):
+                if self._flights:
+                    await asyncio.wait(list(self._flights.values()))
+                    self._flights.clear()
+                    self._in_flight.clear()
+                    self._in_flight_bytes.clear()
                 while len(self.buffer) or self._undecodable:
-                    if self.clock.monotonic() < self.paused_until:
-                        await asyncio.sleep(min(1.0, self.paused_until - self.clock.monotonic()))
-                        continue
-                    taken = self.buffer.take(float("inf"))
-                    if not taken and not self._undecodable:
-                        await asyncio.sleep(0.2)
+                    now = self.clock.monotonic()
+                    self._unknown_portals(float("inf"))
+                    ready = [p.id for p in self.portals if not self.states[p.id].paused(now)]
+                    taken = {p: self.buffer.take(float("inf"), portal=p) for p in ready}
+                    if not any(taken.values()) and not self._undecodable:
+                        paused = [s.paused_until - now for s in self.states.values() if s.kind]
+                        await asyncio.sleep(min([1.0, *(w for w in paused if w > 0)]))
                         continue
                     async with self._lock:
-                        await self._flush(taken)
+                        await self._dead_letter_undecodable()
+                        await asyncio.gather(*(self._flush(t, p) for p, t in taken.items()))
                         await self.commit()
         except TimeoutError:
             log.warning("writer_drain_deadline", pending_calls=len(self.buffer))
@@ -499,10 +732,10 @@ class Writer:
                 with contextlib.suppress(Exception):
                     await self.commit()
                 await self.consumer.stop()
-            if self.matcher is not None:
-                await self.matcher.aclose()
-            if self.hubspot is not None:
-                await self.hubspot.aclose()
+            for matcher in self.matchers.values():
+                await matcher.aclose()
+            for client in self.clients.values():
+                await client.aclose()
             await self.producer.stop()
             if self.store is not None:
                 self.store.close()
@@ -537,5 +770,41 @@ class Writer:
         return health_app(self)
 
     def ready(self) -> bool:
-        blocked = self.pause_kind in ("daily", "auth")
-        return self.started and not blocked and not self._stop.is_set()
+        """Able to write: started, not stopping, and at least one portal not blocked."""
+        can_write = any(s.ready for s in self.states.values())
+        return self.started and can_write and not self._stop.is_set()
+
+    def portal_report(self) -> list[dict[str, object]]:
+        """Each portal's state, for ``GET /portals`` and ``callbridge portals list``."""
+        now = self.clock.monotonic()
+        out: list[dict[str, object]] = []
+        for portal in self.portals:
+            state = self.states[portal.id]
+            client = self.clients.get(portal.id)
+            session = client.session if client is not None else None
+            paused = state.paused(now) or state.blocked
+            out.append(
+                {
+                    "id": portal.id,
+                    "api_version": portal.hubspot.api_version,
+                    "auth": "oauth" if portal.hubspot.oauth is not None else "token",
+                    "ready": state.ready and self.started,
+                    "paused": paused,
+                    "reason": state.reason if paused or state.kind else None,
+                    "pause_kind": state.kind,
+                    "retry_in_s": round(max(0.0, state.paused_until - now), 3),
+                    "pauses": state.pauses,
+                    "budget_used_10s": session.budget.in_window() if session else 0,
+                    "budget_10s": session.budget.limit if session else portal.hubspot.rate,
+                    "searches": session.search_budget.in_window() if session else 0,
+                    "search_rate": (
+                        session.search_budget.limit if session else portal.hubspot.search_rate
+                    ),
+                    "reconcile_mode": state.mode,
+                    "buffered": self.buffer.by_portal.get(portal.id, 0),
+                    "in_flight": self._in_flight.get(portal.id, 0),
+                    "lag": self.buffer.by_portal.get(portal.id, 0)
+                    + self._in_flight.get(portal.id, 0),
+                }
+            )
+        return out

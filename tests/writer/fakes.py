@@ -18,6 +18,7 @@ from service.model import TERMINAL_STATUSES
 from service.writer.buffer import Ref
 from service.writer.ports import (
     AssociateInput,
+    Blocked,
     CreateInput,
     Exists,
     Found,
@@ -79,6 +80,8 @@ class FakeHubSpot:
         self.refuse: set[str] = set()
         #: keys HubSpot refuses with a 400 of the whole request (searches and writes)
         self.poison: set[str] = set()
+        #: the token is revoked: every request is answered 401 (nothing applied)
+        self.revoked = False
         self.requests = 0
 
     def by_key(self, key: str) -> list[HubRecord]:
@@ -86,6 +89,8 @@ class FakeHubSpot:
 
     def _fault(self, keys: Sequence[str], op: str, create: bool) -> WriteOutcome | None:
         self.requests += 1
+        if self.revoked:
+            return Blocked("401 INVALID_AUTHENTICATION", "auth")
         if self.rate_limited:
             self.rate_limited -= 1
             return Transient("429", 1.0)
@@ -165,7 +170,7 @@ class FakeHubSpot:
     async def lookup(self, keys: Sequence[str]) -> Mapping[str, LookupOutcome]:
         fault = self._fault(keys, "lookup", False)
         out: dict[str, LookupOutcome]
-        if isinstance(fault, Transient | Refused):
+        if isinstance(fault, Transient | Refused | Blocked):
             out = dict.fromkeys(keys, fault)
         else:
             out = {}
@@ -210,11 +215,15 @@ class FakeStore:
 
 
 class FakeDeadLetters:
-    def __init__(self, sink: list[tuple[Ref, Failure]]) -> None:
-        self.sink = sink
+    """The DLQ: every letter, and (``portals``) the ``dlq.portal`` each was sent with."""
 
-    async def send(self, items: Sequence[tuple[Ref, Failure]]) -> None:
+    def __init__(self, sink: list[tuple[Ref, Failure]], portals: list[str] | None = None) -> None:
+        self.sink = sink
+        self.portals = portals if portals is not None else []
+
+    async def send(self, items: Sequence[tuple[Ref, Failure]], *, portal: str = "default") -> None:
         self.sink.extend(items)
+        self.portals.extend(portal for _ in items)
         await Step()
 
 

@@ -37,7 +37,7 @@ class Letters:
     def __init__(self) -> None:
         self.items: list[tuple[Ref, Failure]] = []
 
-    async def send(self, items: Sequence[tuple[Ref, Failure]]) -> None:
+    async def send(self, items: Sequence[tuple[Ref, Failure]], *, portal: str = "default") -> None:
         self.items.extend(items)
 
 

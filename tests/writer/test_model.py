@@ -8,6 +8,15 @@ modes. After every step: never two HubSpot records for one call; an offset is co
 only after every event below it is settled in HubSpot or in the DLQ; a terminal status
 never regresses. At the end, with the faults healed, every call is in HubSpot exactly
 once (or in the DLQ) and every offset is committed: nothing lost.
+
+``PortalsModel`` adds the portal dimension: two portals (``default`` in key mode,
+``acme`` in search mode, each its own fake HubSpot and ``Flusher``, their events mixed in
+the same partitions, the same call ids in both), faults per portal (429s, timeouts, a
+revoked token answering 401) and each writer's per-portal pause state
+(``portal_state``). Per portal: never two records for one call, no record in another
+portal's HubSpot, nothing committed unsettled, no call dead-lettered for a pause (every
+dead letter is a refusal of its data, with its own portal's ``dlq.portal``), and while one
+portal's token is revoked the other portal's calls are all written.
 """
 
 from __future__ import annotations
@@ -19,12 +28,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from handlers.event import DEFAULT_PORTAL, portal_key
 from service.deadletter import Failure
 from service.model import TERMINAL_STATUSES, CallEvent
 from service.writer.buffer import Buffer, Pending, Ref
 from service.writer.core import Policy
 from service.writer.flush import Flusher, FlushReport
 from service.writer.offsets import OffsetTracker
+from service.writer.portal_state import PortalState, after_flush
 from service.writer.records import CallRecord
 from tests.writer.fakes import (
     Clock,
@@ -43,6 +54,7 @@ KINDS = {
     "answered": (2, "IN_PROGRESS", {}),
     "ended": (3, "COMPLETED", {"hs_call_duration": "30000"}),
     "tagged": (4, None, {"hs_call_title": "tagged"}),
+    "noted": (5, None, {"hs_call_title": "noted"}),
 }
 EXAMPLES = 300
 STEPS = 40
@@ -52,9 +64,15 @@ def call_key(n: int) -> str:
     return f"generic:c{n}"
 
 
-def make_event(n: int, kind: str) -> CallEvent:
+def part(n: int, portal: str = DEFAULT_PORTAL) -> int:
+    """The partition of call ``n`` of ``portal`` (keyed by its portal key, as Kafka does):
+    the same call id lands in different partitions in the two portals."""
+    return (n + (portal != DEFAULT_PORTAL)) % len(PARTITIONS)
+
+
+def make_event(n: int, kind: str, portal: str = DEFAULT_PORTAL) -> CallEvent:
     seq, status, extra = KINDS[kind]
-    props = {"hs_timestamp": f"2026-03-03T15:0{seq}:00.000Z", **extra}
+    props = {"hs_timestamp": f"2026-03-03T15:0{seq}:00.000Z", "hs_call_body": portal, **extra}
     if status:
         props["hs_call_status"] = status
     return CallEvent(
@@ -65,6 +83,7 @@ def make_event(n: int, kind: str) -> CallEvent:
         occurred_at=f"2026-03-03T15:0{seq}:00+00:00",
         sequence=seq,
         properties=props,
+        portal=portal,
     )
 
 
@@ -79,17 +98,24 @@ class Node:
         self.offsets = OffsetTracker()
         self.store = FakeStore(m.durable)
         self.ownership = FakeOwnership(m.group, member, self.generation)
-        self.flusher = Flusher(
-            calls=m.hub,
-            store=self.store,
-            dead_letters=FakeDeadLetters(m.dlq),
-            ownership=self.ownership,
-            contacts=NoContacts(),
-            policy=m.policy,
-            wall=m.clock.wall,
-        )
+        self.flushers = {
+            portal: Flusher(
+                calls=m.hubs[portal],
+                store=self.store,
+                dead_letters=FakeDeadLetters(m.dlq, m.dlq_portals),
+                ownership=self.ownership,
+                contacts=NoContacts(),
+                policy=m.policies[portal],
+                wall=m.clock.wall,
+                portal=portal,
+            )
+            for portal in m.portals
+        }
+        self.flusher = self.flushers[m.portals[0]]
+        self.states = {portal: PortalState(portal) for portal in m.portals}
         self.position: dict[int, int] = {}
-        self.inflight: Coroutine[Any, Any, FlushReport] | None = None
+        #: one flush in flight per portal, stepped in turn (they interleave)
+        self.inflight: dict[str, Coroutine[Any, Any, FlushReport]] = {}
         self.join()
 
     def owns(self) -> set[int]:
@@ -116,33 +142,49 @@ class Node:
             while n and self.position[p] < len(log):
                 offset = self.position[p]
                 event = log[offset]
-                ref = Ref("calls.events", p, offset, event.key.encode(), b"")
+                ref = Ref("calls.events", p, offset, event.portal_key.encode(), b"")
                 self.offsets.consumed(p, offset)
-                self.buffer.add(event.key, event, ref, self.m.clock.t)
+                self.buffer.add(event.portal_key, event, ref, self.m.clock.t)
                 self.position[p] += 1
                 n -= 1
 
     def begin(self) -> None:
-        pendings = self.buffer.take(float("inf"))
-        if pendings:
-            self.inflight = self.flusher.flush(pendings)
-            self.step()
+        """A flush for each portal with none in flight and not paused (as the shell)."""
+        for portal, flusher in self.flushers.items():
+            if portal in self.inflight or self.states[portal].paused(self.m.clock.t):
+                continue
+            pendings = self.buffer.take(float("inf"), portal=portal)
+            if pendings:
+                self.inflight[portal] = flusher.flush(pendings)
+                self.step()
 
     def step(self) -> None:
-        assert self.inflight is not None
+        """One port call of the flush in flight longest (then it goes to the back)."""
+        if not self.inflight:
+            return
+        portal = next(iter(self.inflight))
+        flight = self.inflight.pop(portal)
         try:
-            self.inflight.send(None)
+            flight.send(None)
         except StopIteration as done:
-            self.inflight = None
-            self.finished(done.value)
+            self.finished(portal, done.value)
+        else:
+            self.inflight[portal] = flight
 
-    def finished(self, report: FlushReport) -> None:
+    def finished(self, portal: str, report: FlushReport) -> None:
         for pending in report.settled:
             for r in pending.refs:
                 self.offsets.settled(r.partition, r.offset)
         for pending, at in report.retry:
             if pending.partition in self.position:  # still ours
                 self.buffer.restore([pending], not_before=at)
+        after_flush(
+            self.states[portal],
+            report.pause,
+            bool(report.settled),
+            self.m.clock.t,
+            daily_retry_s=60.0,
+        )
 
     def commit(self) -> None:
         if self.generation != self.m.group.generation:
@@ -152,28 +194,46 @@ class Node:
         self.offsets.committed(positions)
 
     def crash(self) -> None:
-        if self.inflight is not None:
-            self.inflight.close()
-            self.inflight = None
+        for flight in self.inflight.values():
+            flight.close()
+        self.inflight = {}
+
+    def run(self) -> None:
+        """Poll, flush every portal to the end, commit."""
+        self.poll(1000)
+        self.begin()
+        while self.inflight:
+            self.step()
+        self.commit()
 
 
 class WriterModel(RuleBasedStateMachine):
     key_property: ClassVar[str | None] = "callbridge_call_key"
+    #: portal -> its reconcile mode's key property (the first portal: ``key_property``)
+    extra_portals: ClassVar[dict[str, str | None]] = {}
 
     def __init__(self) -> None:
         super().__init__()
         self.clock = Clock()
-        self.hub = FakeHubSpot(self.clock, self.key_property)
-        self.policy = Policy(
-            key_property=self.key_property,
-            reconcile_after_s=400.0,  # over the worst lag the model injects (300 s)
-            unknown_window_s=15.0,
-            retry_s=1.0,
-        )
+        modes = {DEFAULT_PORTAL: self.key_property, **self.extra_portals}
+        self.portals = list(modes)
+        self.hubs = {p: FakeHubSpot(self.clock, key) for p, key in modes.items()}
+        self.hub = self.hubs[DEFAULT_PORTAL]
+        self.policies = {
+            p: Policy(
+                key_property=key,
+                reconcile_after_s=400.0,  # over the worst lag the model injects (300 s)
+                unknown_window_s=15.0,
+                retry_s=1.0,
+            )
+            for p, key in modes.items()
+        }
+        self.policy = self.policies[DEFAULT_PORTAL]
         self.log: dict[int, list[CallEvent]] = {p: [] for p in PARTITIONS}
         self.committed: dict[int, int] = {}
         self.durable: dict[str, tuple[int, CallRecord]] = {}
         self.dlq: list[tuple[Ref, Failure]] = []
+        self.dlq_portals: list[str] = []
         self.group = Group(generation=1, owner={0: 0, 1: 1})
         self.members = 2
         self.nodes: list[Node] = []
@@ -223,23 +283,20 @@ class WriterModel(RuleBasedStateMachine):
         """One whole loop of a writer: poll, flush to the end, commit."""
         node = self.nodes[i]
         node.poll(100)
-        if node.inflight is None:
-            node.begin()
-        while node.inflight is not None:
+        node.begin()
+        while node.inflight:
             node.step()
         node.commit()
 
-    @precondition(lambda self: any(n.inflight is None for n in self.nodes))
+    @precondition(lambda self: any(not n.inflight for n in self.nodes))
     @rule(i=st.integers(0, 1))
     def flush(self, i: int) -> None:
-        if self.nodes[i].inflight is None:
-            self.nodes[i].begin()
+        self.nodes[i].begin()
 
     @rule(i=st.integers(0, 1), times=st.integers(1, 4))
     def step(self, i: int, times: int) -> None:
         for _ in range(times):
-            if self.nodes[i].inflight is not None:
-                self.nodes[i].step()
+            self.nodes[i].step()
 
     @rule(i=st.integers(0, 1))
     def commit(self, i: int) -> None:
@@ -277,12 +334,26 @@ class WriterModel(RuleBasedStateMachine):
 
     @invariant()
     def one_record_per_call(self) -> None:
-        for n in range(CALLS):
-            assert len(self.hub.by_key(call_key(n))) <= 1, f"duplicate records for c{n}"
+        for portal, hub in self.hubs.items():
+            for n in range(CALLS):
+                got = hub.by_key(call_key(n))
+                assert len(got) <= 1, f"duplicate records for {portal}/c{n}"
+            for record in hub.records:  # a portal holds only its own calls
+                assert record.properties.get("hs_call_body") == portal, (portal, record)
 
     @invariant()
     def terminal_status_never_regresses(self) -> None:
-        assert self.hub.regressed() == []
+        for hub in self.hubs.values():
+            assert hub.regressed() == []
+
+    @invariant()
+    def dead_letters_are_refusals_of_their_portal(self) -> None:
+        """Never a dead letter for a pause (401, 429, timeouts): only refused data, and
+        each with the portal its call belongs to."""
+        for (ref, failure), portal in zip(self.dlq, self.dlq_portals, strict=True):
+            assert failure.category == "VALIDATION_ERROR", failure
+            event = self.log[ref.partition][ref.offset]
+            assert portal == event.portal, (portal, event.portal_key)
 
     @invariant()
     def committed_offsets_are_settled(self) -> None:
@@ -292,7 +363,7 @@ class WriterModel(RuleBasedStateMachine):
                 event = self.log[p][offset]
                 if (p, offset) in dead:
                     continue
-                records = self.hub.by_key(event.key)
+                records = self.hubs[event.portal].by_key(event.key)
                 assert records, f"offset {p}:{offset} committed, {event.key} not in HubSpot"
                 if event.properties.get("hs_call_status") in TERMINAL_STATUSES:
                     status = records[0].properties.get("hs_call_status")
@@ -300,10 +371,11 @@ class WriterModel(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         """Heal everything, let the writers run: every call lands once; nothing is lost."""
-        hub = self.hub
-        hub.applied_unanswered = hub.lost_requests = hub.rate_limited = 0
-        hub.refuse.clear()
-        hub.poison.clear()
+        for hub in self.hubs.values():
+            hub.applied_unanswered = hub.lost_requests = hub.rate_limited = 0
+            hub.refuse.clear()
+            hub.poison.clear()
+            hub.revoked = False
         for node in self.nodes:  # both restart: memory lost, positions from the commits
             node.crash()
         self.group.generation += 1
@@ -311,11 +383,7 @@ class WriterModel(RuleBasedStateMachine):
         self.nodes = [Node(self, self.members + 1), Node(self, self.members + 2)]
         for _ in range(60):
             for node in self.nodes:
-                node.poll(1000)
-                node.begin()
-                while node.inflight is not None:
-                    node.step()
-                node.commit()
+                node.run()
             self.clock.t += 30.0
             if all(self.committed.get(p, 0) == len(self.log[p]) for p in PARTITIONS) and not any(
                 len(n.buffer) for n in self.nodes
@@ -324,13 +392,18 @@ class WriterModel(RuleBasedStateMachine):
         for p in PARTITIONS:
             assert self.committed.get(p, 0) == len(self.log[p]), f"partition {p} not drained"
         dead = {(r.partition, r.offset) for r, _ in self.dlq}
-        for n in range(CALLS):
-            key = call_key(n)
-            events = [(p, o) for p in PARTITIONS for o, e in enumerate(self.log[p]) if e.key == key]
-            alive = [po for po in events if po not in dead]
-            assert len(hub.by_key(key)) == (1 if alive else len(hub.by_key(key)))
-            if alive:
-                assert len(hub.by_key(key)) == 1, f"{key} lost"
+        for portal, hub in self.hubs.items():
+            for n in range(CALLS):
+                key = portal_key(portal, call_key(n))
+                events = [
+                    (p, o)
+                    for p in PARTITIONS
+                    for o, e in enumerate(self.log[p])
+                    if e.portal_key == key
+                ]
+                alive = [po for po in events if po not in dead]
+                if alive:
+                    assert len(hub.by_key(call_key(n))) == 1, f"{key} lost"
         self.one_record_per_call()
 
 
@@ -340,6 +413,80 @@ class KeyModeModel(WriterModel):
 
 class SearchModeModel(WriterModel):
     key_property = None
+
+
+OTHER = "acme"
+
+
+class PortalsModel(WriterModel):
+    """Two portals: ``default`` in key mode, ``acme`` in search mode."""
+
+    key_property = "callbridge_call_key"
+    extra_portals: ClassVar[dict[str, str | None]] = {OTHER: None}
+
+    @rule(
+        n=st.integers(0, CALLS - 1),
+        kinds=st.lists(st.sampled_from(sorted(KINDS)), min_size=1, max_size=5),
+    )
+    def produce_other(self, n: int, kinds: list[str]) -> None:
+        """Events of the same call ids in the other portal: other calls, same partitions."""
+        for kind in kinds:
+            self.log[part(n, OTHER)].append(make_event(n, kind, OTHER))
+
+    @rule(
+        portal=st.sampled_from([DEFAULT_PORTAL, OTHER]),
+        rate_limited=st.integers(0, 3),
+        requests_lost=st.integers(0, 2),
+    )
+    def portal_faults(self, portal: str, rate_limited: int, requests_lost: int) -> None:
+        """429s and timeouts in one portal only."""
+        self.hubs[portal].rate_limited = rate_limited
+        self.hubs[portal].lost_requests = requests_lost
+
+    @rule(portal=st.sampled_from([DEFAULT_PORTAL, OTHER]), revoked=st.booleans())
+    def revoke(self, portal: str, revoked: bool) -> None:
+        """A portal's token is revoked (every request 401) or restored."""
+        self.hubs[portal].revoked = revoked
+
+    @precondition(lambda self: sum(h.revoked for h in self.hubs.values()) == 1)
+    @rule()
+    def the_other_portal_progresses(self) -> None:
+        """While one portal's token is revoked, the other's calls are all written (or
+        dead-lettered for their data), and none of the revoked portal's is dead-lettered."""
+        revoked = next(p for p, h in self.hubs.items() if h.revoked)
+        healthy = next(p for p in self.portals if p != revoked)
+        hub = self.hubs[healthy]
+        saved = (hub.rate_limited, hub.lost_requests, hub.applied_unanswered, hub.lag_s)
+        hub.rate_limited = hub.lost_requests = hub.applied_unanswered = 0
+        hub.lag_s = 0.0
+        for node in self.nodes:  # zombies thaw: every partition has a live owner
+            if node.generation != self.group.generation:
+                node.join()
+        dead_before = len(self.dlq)
+        # the revoked portal meets its 401 (and is paused); then the other's calls come in
+        self.log[part(0, revoked)].append(make_event(0, "noted", revoked))
+        for node in self.nodes:
+            node.run()
+        for n in range(CALLS):
+            self.log[part(n, healthy)].append(make_event(n, "noted", healthy))
+        for _ in range(40):
+            for node in self.nodes:
+                node.run()
+            if self._written(healthy):
+                break
+            self.clock.t += 30.0
+        assert self._written(healthy), f"{healthy} stalled while {revoked} was revoked"
+        assert all(p != revoked for p in self.dlq_portals[dead_before:])
+        hub.rate_limited, hub.lost_requests, hub.applied_unanswered, hub.lag_s = saved
+
+    def _written(self, portal: str) -> bool:
+        dead = {(r.partition, r.offset) for r, _ in self.dlq}
+        hub = self.hubs[portal]
+        for p in PARTITIONS:
+            for o, e in enumerate(self.log[p]):
+                if e.portal == portal and (p, o) not in dead and not hub.by_key(e.key):
+                    return False
+        return True
 
 
 _settings = settings(
@@ -352,6 +499,13 @@ TestKeyMode = KeyModeModel.TestCase
 TestKeyMode.settings = _settings
 TestSearchMode = SearchModeModel.TestCase
 TestSearchMode.settings = _settings
+TestPortals = PortalsModel.TestCase
+TestPortals.settings = settings(
+    max_examples=EXAMPLES // 2,
+    stateful_step_count=STEPS,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 
 
 def test_pending_is_settled_once() -> None:
