@@ -32,9 +32,10 @@ from service.model import CallEvent, encode_event
 from service.runtime import make_server
 from service.wiring import portal_clients
 from service.writer import Writer
+from tests.e2e.helpers import signed
 from tests.fixtures.kafka import KafkaEnv
 from tests.fixtures.sandbox import SandboxServer, start_sandbox, stop_sandbox
-from tests.fixtures.services import wait_until
+from tests.fixtures.services import serve_ingress, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"acme": "tok-a", "bravo": "tok-b", "charlie": "tok-c", "delta": "tok-d"}
@@ -645,3 +646,91 @@ async def test_a_huge_backlog_of_one_portal_does_not_starve_another(
     assert (await record_counts(server, ["acme"]))["acme"] == 3000
     acme = await stats(server, "acme")
     assert max(acme["batch_inputs"]["batchCreateCalls"]) == 100
+
+
+#: the same portals with provider secrets, for the whole pipeline through the ingress
+SECRETS_BY_PORTAL = {"acme": "acme-secret", "bravo": "bravo-secret", "charlie": "charlie-secret"}
+
+
+def _with_secrets(text: str) -> str:
+    out = []
+    for line in text.splitlines():
+        out.append(line)
+        stripped = line.strip()
+        for portal, secret in SECRETS_BY_PORTAL.items():
+            if stripped == f"- id: {portal}":
+                indent = line[: len(line) - len(line.lstrip())]
+                out.append(f"{indent}  providers: {{generic: {{secret: {secret}}}}}")
+    return "\n".join(out) + "\n"
+
+
+async def test_webhooks_through_the_ingress_land_each_in_its_own_portal(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, tmp_path: Path
+) -> None:
+    """The whole pipeline: signed webhooks to ``/webhooks/generic/{portal}`` (the same call
+    ids in each portal), the ingress and the writer reading one portals file, each call
+    one record in its own portal. Another portal's secret is 401, an unknown portal 404;
+    neither produces anything, so nothing more lands anywhere."""
+    path = tmp_path / "portals-with-secrets.yaml"
+    path.write_text(_with_secrets(PORTALS))
+    s = settings.model_copy(update={"portals_file": path})
+    counts = {"acme": 15, "bravo": 6, "charlie": 10}
+    writer = Writer(s)
+    await writer.start()
+    task = asyncio.create_task(writer.run())
+    try:
+        async with serve_ingress(s) as url, httpx.AsyncClient(timeout=30) as http:
+
+            async def post(portal: str, body: dict[str, Any], secret: str) -> int:
+                raw = orjson.dumps(body)
+                r = await http.post(
+                    f"{url}/webhooks/generic/{portal}", content=raw, headers=signed(raw, secret)
+                )
+                return r.status_code
+
+            for i in range(max(counts.values())):
+                for portal, n in counts.items():
+                    if i >= n:
+                        continue
+                    body = {
+                        "event_id": f"e{i}",  # the same event and call ids in every portal
+                        "call_id": f"c{i}",
+                        "type": "call.ended",
+                        "occurred_at": "2026-03-03T15:04:05Z",
+                        "direction": "inbound",
+                        "from": f"+1415555{i:04d}",
+                        "to": "+18005550100",
+                        "notes": portal,
+                    }
+                    assert await post(portal, body, SECRETS_BY_PORTAL[portal]) == 202
+            stray = {
+                "event_id": "x",
+                "call_id": "stray",
+                "type": "call.ended",
+                "occurred_at": "2026-03-03T15:04:05Z",
+                "direction": "inbound",
+                "from": "+14155550000",
+                "to": "+18005550100",
+            }
+            assert await post("acme", stray, SECRETS_BY_PORTAL["bravo"]) == 401
+            assert await post("zulu", stray, SECRETS_BY_PORTAL["acme"]) == 404
+
+            async def landed() -> bool:
+                return await record_counts(server, list(counts)) == counts
+
+            await wait_until(landed, timeout_s=90)
+            total = sum(counts.values())
+
+            async def settled() -> bool:
+                return await committed(kafka, s.writer_group) == total
+
+            await wait_until(settled, timeout_s=60)
+    finally:
+        writer.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+    for portal, n in counts.items():
+        calls = await calls_in(server, portal)
+        assert sorted(calls) == sorted(f"generic:c{i}" for i in range(n))
+        assert {c["hs_call_body"] for c in calls.values()} == {portal}
+    assert (await stats(server, "delta"))["records"]["calls"] == 0
