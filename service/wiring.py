@@ -94,6 +94,7 @@ def portal_client(
         deadline_s=deadline_s,
         clock=clock,
         api_version=hs.api_version,
+        portal=portal.id,
     )
 
 

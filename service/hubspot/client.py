@@ -118,7 +118,7 @@ class HubSpotClient:
     :class:`~service.hubspot.oauth.TokenProvider` (asked for the current access token on
     every request). ``api_version`` is ``"v3"`` (the ``/crm/v3/…`` paths) or a date
     version such as ``"2026-03"`` (``/crm/objects/2026-03/…``), see
-    :mod:`service.hubspot.paths`.
+    :mod:`service.hubspot.paths`. ``portal`` labels its metrics (one client per portal).
 
     Use it as ``async with HubSpotClient(url, token) as hs: ...`` or call :meth:`aclose`.
     """
@@ -135,6 +135,7 @@ class HubSpotClient:
         deadline_s: float = 60.0,
         clock: Clock = time.monotonic,
         api_version: str = LEGACY,
+        portal: str = "default",
     ) -> None:
         self.paths = ApiPaths.of(api_version)
         self.session = Session(
@@ -146,6 +147,7 @@ class HubSpotClient:
             transport=transport,
             deadline_s=deadline_s,
             clock=clock,
+            portal=portal,
         )
 
     def __repr__(self) -> str:

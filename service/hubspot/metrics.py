@@ -1,7 +1,9 @@
 """Prometheus metrics of the HubSpot client. The names are the dashboards' contract.
 
-Registered once, at import, in the default registry: every client of the process
-(the writer has one; tests may build many) feeds the same series.
+Registered once, at import, in the default registry: every client of the process feeds
+them, labelled with the ``portal`` it was built for (``HubSpotClient(portal=...)``: the
+writer has one client per configured portal, so the label is bounded by the portals file;
+a client built without one is ``default``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 REQUESTS: Final = Counter(
     "callbridge_hubspot_requests_total",
     "HubSpot requests by operation and HTTP status (or 'timeout'/'error' without one)",
-    ["operation", "status"],
+    ["operation", "status", "portal"],
 )
 REQUEST_SECONDS: Final = Histogram(
     "callbridge_hubspot_request_seconds",
@@ -24,15 +26,17 @@ REQUEST_SECONDS: Final = Histogram(
 RATE_LIMITED: Final = Counter(
     "callbridge_hubspot_rate_limited_total",
     "HubSpot 429 answers by policy (TEN_SECONDLY_ROLLING, SECONDLY, DAILY, ...)",
-    ["policy"],
+    ["policy", "portal"],
 )
 BUDGET_REMAINING: Final = Gauge(
     "callbridge_hubspot_budget_remaining",
-    "Requests this process may still send in the current rolling window",
+    "Requests this process may still send to the portal in the current rolling window",
+    ["portal"],
 )
 DAILY_REMAINING: Final = Gauge(
     "callbridge_hubspot_daily_remaining",
-    "HubSpot's X-HubSpot-RateLimit-Daily-Remaining, when it sends it",
+    "HubSpot's X-HubSpot-RateLimit-Daily-Remaining for the portal, when it sends it",
+    ["portal"],
 )
 OAUTH_REFRESHES: Final = Counter(
     "callbridge_hubspot_oauth_refreshes_total",

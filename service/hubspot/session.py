@@ -89,7 +89,10 @@ class Session:
         max_connections: int = 20,
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 5.0,
+        portal: str = "default",
     ) -> None:
+        #: the portal label of this session's metrics
+        self.portal = portal
         self.deadline_s = deadline_s
         self.auth: TokenProvider = StaticToken(token) if isinstance(token, str) else token
         self.budget = RollingWindow(rate, 10.0, clock)
@@ -161,7 +164,7 @@ class Session:
     async def _attempt(self, call: _Call) -> httpx.Response:
         windows = [self.budget, self.search_budget] if call.search else [self.budget]
         wait = reserve_all(windows)
-        metrics.BUDGET_REMAINING.set(self.budget.remaining())
+        metrics.BUDGET_REMAINING.labels(self.portal).set(self.budget.remaining())
         if wait > 0:
             await self._sleep(wait)
 
@@ -177,7 +180,7 @@ class Session:
             )
         except httpx.TransportError as exc:
             label = "timeout" if isinstance(exc, httpx.TimeoutException) else "error"
-            metrics.REQUESTS.labels(op, label).inc()
+            metrics.REQUESTS.labels(op, label, self.portal).inc()
             log.warning(
                 "hubspot_request",
                 operation=op,
@@ -193,7 +196,7 @@ class Session:
         latency = self._clock() - started
         status = response.status_code
         cid = response.headers.get(CORRELATION_HEADER)
-        metrics.REQUESTS.labels(op, str(status)).inc()
+        metrics.REQUESTS.labels(op, str(status), self.portal).inc()
         metrics.REQUEST_SECONDS.labels(op).observe(latency)
         self._observe(response.headers)
         (log.info if status < 400 else log.warning)(
@@ -222,7 +225,7 @@ class Session:
             if await self.auth.expired(token):
                 return await self._attempt(call)
         if isinstance(failure, HubSpotRateLimited):
-            metrics.RATE_LIMITED.labels(failure.policy or "UNKNOWN").inc()
+            metrics.RATE_LIMITED.labels(failure.policy or "UNKNOWN", self.portal).inc()
             searchly = call.search and failure.policy != "TEN_SECONDLY_ROLLING"
             window = self.search_budget if searchly else self.budget
             if failure.retry_after_s is None:  # wait one interval of the policy hit
@@ -234,7 +237,7 @@ class Session:
                 )
             window.penalize(failure.retry_after_s)
         elif isinstance(failure, HubSpotDailyLimitExceeded):
-            metrics.RATE_LIMITED.labels("DAILY").inc()
+            metrics.RATE_LIMITED.labels("DAILY", self.portal).inc()
         elif isinstance(failure, HubSpotUnavailable):
             call.sent_without_answer(failure)
         raise failure
@@ -245,10 +248,10 @@ class Session:
             _int_header(headers, "x-hubspot-ratelimit-remaining"),
             _int_header(headers, "x-hubspot-ratelimit-interval-milliseconds"),
         )
-        metrics.BUDGET_REMAINING.set(self.budget.remaining())
+        metrics.BUDGET_REMAINING.labels(self.portal).set(self.budget.remaining())
         daily = _int_header(headers, "x-hubspot-ratelimit-daily-remaining")
         if daily is not None:
-            metrics.DAILY_REMAINING.set(daily)
+            metrics.DAILY_REMAINING.labels(self.portal).set(daily)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -67,7 +67,7 @@ async def test_metrics_count_requests_latency_and_budget(
     def sample(name: str, labels: dict[str, str] | None = None) -> float:
         return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
-    ok = {"operation": "listCalls", "status": "200"}
+    ok = {"operation": "listCalls", "status": "200", "portal": "default"}
     before = sample("callbridge_hubspot_requests_total", ok)
     seconds_before = sample("callbridge_hubspot_request_seconds_count", {"operation": "listCalls"})
     for _ in range(3):
@@ -76,14 +76,14 @@ async def test_metrics_count_requests_latency_and_budget(
         await hs.get_call_by_id("1")
     assert sample("callbridge_hubspot_requests_total", ok) == before + 3
     assert (
-        sample("callbridge_hubspot_requests_total", {"operation": "getCallById", "status": "404"})
+        sample("callbridge_hubspot_requests_total", {"operation": "getCallById", "status": "404", "portal": "default"})
         >= 1
     )
     assert (
         sample("callbridge_hubspot_request_seconds_count", {"operation": "listCalls"})
         == seconds_before + 3
     )
-    assert REGISTRY.get_sample_value("callbridge_hubspot_budget_remaining") is not None
+    assert REGISTRY.get_sample_value("callbridge_hubspot_budget_remaining", {"portal": "default"}) is not None
 
 
 async def test_wiring_builds_the_client_from_settings(sandbox: SandboxHandle) -> None:
@@ -99,3 +99,26 @@ async def test_wiring_builds_the_client_from_settings(sandbox: SandboxHandle) ->
         assert hs.session.search_budget.configured_limit == 3
         page = await hs.list_calls()
         assert page.results == []
+
+
+async def test_each_portal_s_client_feeds_its_own_series(sandbox: SandboxHandle) -> None:
+    """Clients built for two portals (as ``service.wiring.portal_clients`` builds them) count
+    their requests and budgets under their own ``portal`` label, not each other's."""
+
+    def requests(portal: str) -> float:
+        labels = {"operation": "listCalls", "status": "200", "portal": portal}
+        return REGISTRY.get_sample_value("callbridge_hubspot_requests_total", labels) or 0.0
+
+    before = {p: requests(p) for p in ("acme", "bravo")}
+    async with (
+        HubSpotClient(sandbox.url, sandbox.token, rate=50, portal="acme") as acme,
+        HubSpotClient(sandbox.url, sandbox.token, rate=7, portal="bravo") as bravo,
+    ):
+        for _ in range(3):
+            await acme.list_calls()
+        await bravo.list_calls()
+    assert requests("acme") == before["acme"] + 3
+    assert requests("bravo") == before["bravo"] + 1
+    budget = "callbridge_hubspot_budget_remaining"
+    assert REGISTRY.get_sample_value(budget, {"portal": "acme"}) == 47
+    assert REGISTRY.get_sample_value(budget, {"portal": "bravo"}) == 6

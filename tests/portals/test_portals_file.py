@@ -149,6 +149,7 @@ async def test_each_portal_gets_its_own_client(tmp_path: Path) -> None:
         assert acme.paths.calls == "/crm/objects/2026-03/calls"
         assert globex.paths.calls == "/crm/v3/objects/calls"
         assert acme.session.budget is not globex.session.budget  # a budget each
+        assert [c.session.portal for c in clients.values()] == list(clients)  # metric labels
         assert (acme.session.budget.limit, globex.session.budget.limit) == (100, 50)
         assert isinstance(acme.session.auth, StaticToken)
         assert await acme.session.auth.token() == "pat-acme"
