@@ -40,7 +40,9 @@ def max_per_window(timeline: list[list[Any]], interval: float, ops: set[str] | N
 
 
 def rate_limited(policy: str) -> float:
-    value = REGISTRY.get_sample_value("callbridge_hubspot_rate_limited_total", {"policy": policy, "portal": "default"})
+    value = REGISTRY.get_sample_value(
+        "callbridge_hubspot_rate_limited_total", {"policy": policy, "portal": "default"}
+    )
     return value or 0.0
 
 

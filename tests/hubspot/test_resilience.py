@@ -130,15 +130,21 @@ async def test_daily_limit_raises_a_distinct_error_without_retry(
     """A DAILY 429 raises HubSpotDailyLimitExceeded at once; the daily gauge shows 0 left."""
     sandbox.config(daily_limit=3)
     before = (
-        REGISTRY.get_sample_value("callbridge_hubspot_rate_limited_total", {"policy": "DAILY", "portal": "default"})
+        REGISTRY.get_sample_value(
+            "callbridge_hubspot_rate_limited_total", {"policy": "DAILY", "portal": "default"}
+        )
         or 0.0
     )
     for _ in range(3):
         await hs.list_calls()
-    assert REGISTRY.get_sample_value("callbridge_hubspot_daily_remaining", {"portal": "default"}) == 0
+    assert (
+        REGISTRY.get_sample_value("callbridge_hubspot_daily_remaining", {"portal": "default"}) == 0
+    )
     with pytest.raises(HubSpotDailyLimitExceeded) as caught:
         await hs.list_calls()
     assert caught.value.status == 429 and caught.value.policy == "DAILY"
     assert sandbox.stats()["requests"]["listCalls"] == {"200": 3, "429": 1}
-    after = REGISTRY.get_sample_value("callbridge_hubspot_rate_limited_total", {"policy": "DAILY", "portal": "default"})
+    after = REGISTRY.get_sample_value(
+        "callbridge_hubspot_rate_limited_total", {"policy": "DAILY", "portal": "default"}
+    )
     assert after == before + 1
