@@ -126,7 +126,12 @@ def parse_portals_file(path: Path, settings: Settings | None = None) -> list[Por
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PortalsFileError(f"portals file {path}: not valid YAML: {exc}") from exc
+        # PyYAML's own text quotes the offending line, which may hold a token: say only
+        # where and what, and do not chain it
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise PortalsFileError(f"portals file {path}: not valid YAML: {where}{problem}") from None
     return parse_portals(doc, settings or Settings(), source=str(path))
 
 

@@ -45,8 +45,12 @@ class OffsetTracker:
         return out
 
     def committed(self, positions: dict[int, int]) -> None:
+        """Record a commit's positions; a partition forgotten while the commit was out
+        (revoked, or rewound) is left forgotten."""
         for partition, position in positions.items():
-            self.partitions[partition].committed = position
+            p = self.partitions.get(partition)
+            if p is not None:
+                p.committed = position
 
     def forget(self, partitions: set[int]) -> None:
         for partition in partitions:

@@ -55,7 +55,7 @@ from service.hubspot import HubSpotClient
 from service.hubspot.errors import HubSpotError, HubSpotNotFound
 from service.kafka import ensure_topics, make_producer
 from service.model import decode_event
-from service.portals import Portal, load_portals
+from service.portals import PORTAL_ID, Portal, load_portals
 from service.wiring import portal_clients
 from service.writer.buffer import Buffer, Pending, Ref
 from service.writer.core import Policy
@@ -299,6 +299,8 @@ class Writer:
         self.last_poll = self.clock.monotonic()
         metrics.LAST_POLL_AGE.set(0)
         for tp, records in batch.items():
+            if tp.partition in self._rewinds:  # read again from the committed offset
+                continue
             if tp.partition not in self.loaded:  # fetched while its records were loading
                 self.consumer.seek(tp, records[0].offset)
                 continue
@@ -420,11 +422,12 @@ class Writer:
         return events >= self.buffer.max_events or size >= self.buffer.max_bytes
 
     def held_by_paused(self) -> bool:
-        """The buffer is full and only paused portals' calls are in it."""
+        """The buffer is full, no flush is out to free room, and only paused portals'
+        calls are in it."""
         now = self.clock.monotonic()
-        return self._full() and self.buffer.portals() <= {
-            p for p, s in self.states.items() if s.paused(now)
-        }
+        portals = self.buffer.portals()
+        paused = {p for p, s in self.states.items() if s.paused(now)}
+        return self._full() and not self._flights and bool(portals) and portals <= paused
 
     def _take(self, topic: str, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
         metrics.WRITER_EVENTS.inc()
@@ -443,6 +446,12 @@ class Writer:
             failure = Failure("decode", "decode", None, "INVALID_EVENT", str(exc))
             self._undecodable.append((ref, failure))
             return
+        if not PORTAL_ID.fullmatch(event.portal):  # not what the ingress writes: never route it
+            message = f"portal {event.portal[:60]!r} is not a portal id ([a-z0-9-]{{1,40}})"
+            self._undecodable.append(
+                (ref, Failure("decode", "decode", None, "INVALID_EVENT", message))
+            )
+            return
         if not self.buffer.add(event.portal_key, event, ref, self.clock.wall()):
             metrics.WRITER_DUPLICATES.inc()
 
@@ -455,7 +464,8 @@ class Writer:
         self._settle(report.settled)
         self._calls_written(portal, report.settled)
         for pending, at in report.retry:
-            if pending.partition in self.loaded:  # else revoked meanwhile: the owner reads it
+            # a partition revoked meanwhile is read by its owner; one being rewound, again
+            if pending.partition in self.loaded and pending.partition not in self._rewinds:
                 self.buffer.restore([pending], not_before=at)
         dead = {p.key for p, _ in report.dead}
         written = sum(1 for p in report.settled if p.key not in dead)
@@ -463,7 +473,7 @@ class Writer:
         metrics.WRITER_PORTAL_CALLS.labels(portal, "dead_lettered").inc(len(dead))
         if report.abandoned:
             metrics.WRITER_FENCED.inc()
-            await self._rewind({p.partition for p in report.abandoned})
+            self._quarantine({p.partition for p in report.abandoned})
         for decision, n in report.counts.items():
             metrics.WRITER_DECISIONS.labels(decision).inc(n)
         metrics.WRITER_COALESCED.inc(sum(max(0, len(p.refs) - 1) for p in report.settled))
@@ -536,7 +546,10 @@ class Writer:
         if not self._undecodable:
             return
         items, self._undecodable = self._undecodable, []
-        owned = await self.confirm({ref.partition for ref, _ in items})
+        partitions = {ref.partition for ref, _ in items}
+        owned = await self.confirm(partitions)
+        if partitions - owned:  # fenced: read them again rather than leave them unsettled
+            self._quarantine(partitions - owned)
         items = [(ref, f) for ref, f in items if ref.partition in owned]
         assert self.flusher is not None
         by_portal: dict[str, list[tuple[Ref, Failure]]] = {}
@@ -559,7 +572,7 @@ class Writer:
         time: the portals' flushes commit as they finish."""
         assert self.consumer is not None
         async with self._commit_lock:
-            assigned = {tp.partition for tp in self.consumer.assignment()}
+            assigned = {tp.partition for tp in self.consumer.assignment()} - self._rewinds
             positions = {p: o for p, o in self.offsets.to_commit().items() if p in assigned}
             if not positions:
                 return True
@@ -580,9 +593,20 @@ class Writer:
         self.lease_at = self.clock.monotonic()
         return True
 
+    def _quarantine(self, partitions: set[int]) -> None:
+        """Calls of these partitions were abandoned (fenced): from now until the poll loop
+        has rewound them (``_rewind``, at the top of the next step, before it reads), their
+        buffered calls are dropped, no record of theirs is taken, no retry restored and no
+        offset committed, by any portal's flush. A flush task never seeks itself: the poll
+        loop might read, and another portal's commit might count, records of a partition
+        half-way through its rewind."""
+        self._rewinds |= partitions
+        self.buffer.drop(partitions)
+
     async def _rewind(self, partitions: set[int]) -> None:
-        """Calls of these partitions were abandoned (fenced): forget what is buffered and
-        read again from the committed offsets, unless a rebalance already took them."""
+        """Forget what is buffered for these partitions and read them again from the
+        committed offsets, unless a rebalance already took them (the poll loop only, see
+        ``_quarantine``)."""
         assert self.consumer is not None
         topic = self.settings.topic_events
         self.buffer.drop(partitions)
@@ -590,6 +614,7 @@ class Writer:
         for p in partitions:
             tp = TopicPartition(topic, p)
             if tp not in self.consumer.assignment():
+                self._rewinds.discard(p)  # the new owner reads it from the committed offset
                 continue
             try:
                 async with asyncio.timeout(5.0):
@@ -610,8 +635,14 @@ class Writer:
         wanted = set(partitions) & assigned
         lease_s = self.settings.writer_session_timeout_ms / 3000
         if wanted and self.clock.monotonic() - self.lease_at > lease_s:
-            current = {p: o for p, o in self.offsets.current().items() if p in assigned}
-            if not current or not await self._commit(current):
+            async with self._commit_lock:  # one commit at a time, as ``commit``
+                current = {
+                    p: o
+                    for p, o in self.offsets.current().items()
+                    if p in assigned and p not in self._rewinds
+                }
+                renewed = bool(current) and await self._commit(current)
+            if not renewed:
                 log.warning("writer_fenced", partitions=sorted(wanted))
                 return set()
         return wanted

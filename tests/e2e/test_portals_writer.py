@@ -625,6 +625,25 @@ async def test_a_call_of_a_portal_not_in_the_file_is_dead_lettered_with_its_port
     assert "zulu" not in {p["id"] for p in (await running.portals()).values()}
 
 
+async def test_an_event_whose_portal_is_no_portal_id_is_dead_lettered_not_routed(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running
+) -> None:
+    """A record the ingress did not write, with portal ``acme/x``: routed, it would land in
+    acme under the key ``x/generic:c0``. It is dead-lettered as ``INVALID_EVENT`` instead,
+    and acme gets only its own call."""
+    bad = msgspec.structs.replace(event("acme", 0), portal="acme/x")
+    await produce(settings, [bad, event("acme", 1)])
+
+    async def settled() -> bool:
+        return await committed(kafka, settings.writer_group) == 2
+
+    await wait_until(settled, timeout_s=60)
+    [letter] = await kafka.records(settings.topic_dlq)
+    parsed = parse_dlq(letter.headers)
+    assert parsed.category == "INVALID_EVENT" and "not a portal id" in parsed.message
+    assert sorted(await calls_in(server, "acme")) == ["generic:c1"]
+
+
 async def test_a_huge_backlog_of_one_portal_does_not_starve_another(
     server: SandboxServer, kafka: KafkaEnv, settings: Settings, running: Running
 ) -> None:

@@ -174,3 +174,14 @@ def test_sandbox_args_give_every_portal_its_sandbox_portal(tmp_path: Path) -> No
     assert [(a.client_id, a.refresh_token, a.portal_token) for a in config.oauth_apps] == [
         ("cid", "rt-globex", "oauth-portal-globex-2")
     ]
+
+
+def test_a_yaml_error_never_quotes_the_line_that_holds_a_token(tmp_path: Path) -> None:
+    """PyYAML's message quotes the offending line; a token there must not reach logs."""
+    path = tmp_path / "portals.yaml"
+    path.write_text("portals:\n  - id: acme\n    hubspot: {token: pat-na1-SECRET-9f3e: x}\n")
+    with pytest.raises(PortalsFileError) as caught:
+        parse_portals_file(path)
+    text = str(caught.value)
+    assert "not valid YAML: line 3" in text
+    assert "SECRET" not in text and caught.value.__cause__ is None

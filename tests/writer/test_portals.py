@@ -205,3 +205,17 @@ def test_portals_list_without_a_writer_lists_every_portal_unknown_and_exits_1(
     assert {p["id"]: p["state"] for p in doc["portals"]} == dict.fromkeys(
         ["acme", "bravo", "charlie"], UNREACHABLE
     )
+
+
+def test_a_commit_answered_after_its_partition_was_forgotten_is_ignored() -> None:
+    """A portal's commit is out while another's flush rewinds (or a revoke forgets) the
+    partition: the commit's answer must not recreate it, nor raise and end the writer."""
+    from service.writer.offsets import OffsetTracker
+
+    tracker = OffsetTracker()
+    tracker.consumed(0, 5)
+    tracker.settled(0, 5)
+    positions = tracker.to_commit()
+    tracker.forget({0})
+    tracker.committed(positions)
+    assert tracker.partitions == {}
