@@ -75,6 +75,14 @@ async def test_sigkilled_writer_leaves_exactly_one_record_per_call(
     proc = start_writer_process(settings, log)
     try:
         for _ in range(4):
+
+            async def started(n: int = kills + 1) -> bool:
+                return log.read_text().count('"writer_started"') >= n
+
+            # this process's own writes: an answer the killed one never saw may still be
+            # counted by the sandbox a second after the kill (its latency_after)
+            await wait_until(started, timeout_s=60)
+            await asyncio.sleep(1.2)
             before = written()
 
             async def wrote_more(before: int = before) -> bool:
