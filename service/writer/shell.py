@@ -34,13 +34,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
 import msgspec
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import TopicPartition
 from starlette.applications import Starlette
@@ -53,7 +54,7 @@ from service.contacts import ContactMatcher, make_contact_matcher
 from service.deadletter import Failure
 from service.hubspot import HubSpotClient
 from service.hubspot.errors import HubSpotError, HubSpotNotFound
-from service.kafka import ensure_topics, make_producer
+from service.kafka import ensure_topics
 from service.model import decode_event
 from service.portals import PORTAL_ID, Portal, load_portals
 from service.wiring import portal_clients
@@ -67,9 +68,10 @@ from service.writer.hubspot import (
     HubSpotContacts,
 )
 from service.writer.idstore import IdStore
-from service.writer.kafka import KafkaDeadLetters
+from service.writer.kafka import KafkaDeadLetters, WriterProducer
 from service.writer.offsets import OffsetTracker
 from service.writer.portal_state import FAIR_CALLS, PortalState, after_flush, rotation
+from service.writer.ports import Claim, StoreUnavailable
 
 log = structlog.get_logger()
 
@@ -122,7 +124,7 @@ class Writer:
         self._held_logged = False
         self.consumer: AIOKafkaConsumer | None = None
         self.store: IdStore | None = None
-        self.producer: AIOKafkaProducer = make_producer(settings)
+        self.producer = WriterProducer(settings)
         self._undecodable: list[tuple[Ref, Failure]] = []
         #: partitions whose calls.ids records are loaded: only these are consumed
         self.loaded: set[int] = set()
@@ -134,6 +136,12 @@ class Writer:
         self._tasks: list[asyncio.Task[None]] = []
         #: partitions to read again from their committed offsets (calls abandoned, fenced)
         self._rewinds: set[int] = set()
+        #: each owned partition's ownership epoch: new at every assignment and rewind, so
+        #: work taken under an older one (a flush still out) can neither write nor settle
+        self._epochs: dict[int, int] = {}
+        self._epoch_seq = itertools.count(1)
+        #: the partitions each portal's flush in flight holds calls of
+        self._flight_parts: dict[str, set[int]] = {}
 
     # -- the first portal's parts (the single-portal names) ----------------------------
 
@@ -341,6 +349,7 @@ class Writer:
                 del self._flights[portal]
                 self._in_flight.pop(portal, None)
                 self._in_flight_bytes.pop(portal, None)
+                self._flight_parts.pop(portal, None)
                 task.result()
 
     def _launch(self, wall: float) -> None:
@@ -360,6 +369,7 @@ class Writer:
             if taken:
                 self._in_flight[portal] = sum(len(p.refs) for p in taken)
                 self._in_flight_bytes[portal] = sum(p.size for p in taken)
+                self._flight_parts[portal] = {p.partition for p in taken}
                 self._flights[portal] = asyncio.create_task(self._flush_portal(portal, taken))
 
     def _unknown_portals(self, wall: float) -> None:
@@ -439,6 +449,7 @@ class Writer:
             key=record.key,
             value=record.value or b"",
             headers=tuple(record.headers or ()),
+            epoch=self._epochs.get(partition, 0),
         )
         try:
             event = decode_event(record.value or b"")
@@ -464,8 +475,8 @@ class Writer:
         self._settle(report.settled)
         self._calls_written(portal, report.settled)
         for pending, at in report.retry:
-            # a partition revoked meanwhile is read by its owner; one being rewound, again
-            if pending.partition in self.loaded and pending.partition not in self._rewinds:
+            # a partition revoked meanwhile is read by its owner; one rewound, again
+            if self._current(pending.claim):
                 self.buffer.restore([pending], not_before=at)
         dead = {p.key for p, _ in report.dead}
         written = sum(1 for p in report.settled if p.key not in dead)
@@ -473,7 +484,9 @@ class Writer:
         metrics.WRITER_PORTAL_CALLS.labels(portal, "dead_lettered").inc(len(dead))
         if report.abandoned:
             metrics.WRITER_FENCED.inc()
-            self._quarantine({p.partition for p in report.abandoned})
+            # fenced in the epoch it was taken in: read the partition again (an older
+            # epoch was revoked or rewound already: its records are read anew)
+            self._quarantine({p.partition for p in report.abandoned if self._current(p.claim)})
         for decision, n in report.counts.items():
             metrics.WRITER_DECISIONS.labels(decision).inc(n)
         metrics.WRITER_COALESCED.inc(sum(max(0, len(p.refs) - 1) for p in report.settled))
@@ -546,25 +559,40 @@ class Writer:
         if not self._undecodable:
             return
         items, self._undecodable = self._undecodable, []
-        partitions = {ref.partition for ref, _ in items}
-        owned = await self.confirm(partitions)
-        if partitions - owned:  # fenced: read them again rather than leave them unsettled
-            self._quarantine(partitions - owned)
-        items = [(ref, f) for ref, f in items if ref.partition in owned]
+        claims = {(ref.partition, ref.epoch) for ref, _ in items}
+        owned = await self.confirm(claims)
+        lost = {p for p, e in claims - owned if self._current((p, e))}
+        if lost:  # fenced: read them again rather than leave them unsettled
+            self._quarantine(lost)
+        items = [(ref, f) for ref, f in items if (ref.partition, ref.epoch) in owned]
         assert self.flusher is not None
         by_portal: dict[str, list[tuple[Ref, Failure]]] = {}
         for ref, failure in items:  # the portal its Kafka key names, if any
             key = (ref.key or b"").decode("utf-8", "replace")
             by_portal.setdefault(split_portal_key(key)[0], []).append((ref, failure))
-        for portal, letters in by_portal.items():
-            await self.flusher.dead_letters.send(letters, portal=portal)
+        try:
+            for portal, letters in by_portal.items():
+                await self.flusher.dead_letters.send(letters, portal=portal)
+        except StoreUnavailable as exc:  # Kafka cannot take them now: again next step
+            log.warning("dead_letters_unavailable", records=len(items), error=str(exc)[:200])
+            self._undecodable = items + self._undecodable
+            return
         for ref, _ in items:
-            self.offsets.settled(ref.partition, ref.offset)
+            if self._current((ref.partition, ref.epoch)):
+                self.offsets.settled(ref.partition, ref.offset)
 
     def _settle(self, pendings: list[Pending]) -> None:
         for pending in pendings:
+            if not self._current(pending.claim):  # its offsets are another epoch's now
+                continue
             for ref in pending.refs:
                 self.offsets.settled(ref.partition, ref.offset)
+
+    def _current(self, claim: Claim) -> bool:
+        """Whether work of ``claim`` is still this writer's to settle or retry: the
+        partition is owned in that epoch and is not waiting to be rewound."""
+        partition, epoch = claim
+        return self._epochs.get(partition) == epoch and partition not in self._rewinds
 
     async def commit(self) -> bool:
         """Commit the settled positions; a success renews the lease. False: refused (this
@@ -623,16 +651,19 @@ class Writer:
                 self._rewinds.add(p)  # paused, and tried again at the next step
                 continue
             self.consumer.seek(tp, committed or 0)
+            self._epochs[p] = next(self._epoch_seq)  # what a flush still holds is stale
             self._rewinds.discard(p)
         log.warning("partitions_rewound", partitions=sorted(partitions - self._rewinds))
 
     # -- ownership (fencing) -----------------------------------------------------------
 
-    async def confirm(self, partitions: Collection[int]) -> set[int]:
-        """The partitions of ``partitions`` this writer owns now (the ``Ownership`` port)."""
+    async def confirm(self, claims: Collection[Claim]) -> set[Claim]:
+        """The claims of ``claims`` this writer owns now, in their epoch (the
+        ``Ownership`` port): assigned, loaded, not rewound since, and, once the lease is
+        older than a third of the session timeout, renewed by a commit the group takes."""
         assert self.consumer is not None
         assigned = {tp.partition for tp in self.consumer.assignment()} & self.loaded
-        wanted = set(partitions) & assigned
+        wanted = {(p, e) for p, e in claims if p in assigned and self._epochs.get(p) == e}
         lease_s = self.settings.writer_session_timeout_ms / 3000
         if wanted and self.clock.monotonic() - self.lease_at > lease_s:
             async with self._commit_lock:  # one commit at a time, as ``commit``
@@ -643,7 +674,7 @@ class Writer:
                 }
                 renewed = bool(current) and await self._commit(current)
             if not renewed:
-                log.warning("writer_fenced", partitions=sorted(wanted))
+                log.warning("writer_fenced", partitions=sorted({p for p, _ in wanted}))
                 return set()
         return wanted
 
@@ -657,6 +688,8 @@ class Writer:
             return
         topic = self.settings.topic_events
         self.consumer.pause(*[TopicPartition(topic, p) for p in partitions])
+        for p in partitions:
+            self._epochs[p] = next(self._epoch_seq)
         self.lease_at = self.clock.monotonic()  # the group just gave us these
         task = asyncio.create_task(self._load(partitions))
         for p in partitions:
@@ -672,7 +705,7 @@ class Writer:
                     await self.store.load(partitions)
                     self.loaded |= partitions
                 break
-            except (KafkaError, TimeoutError, OSError) as exc:
+            except (KafkaError, TimeoutError, OSError, StoreUnavailable) as exc:
                 attempt += 1
                 metrics.IDS_LOAD_FAILURES.inc()
                 wait = min(30.0, 0.5 * 2**attempt)
@@ -706,6 +739,9 @@ class Writer:
                         await self._flush_revoked(partitions)
                 await self.commit()
             finally:
+                for p in partitions:  # fenced from here on: no flush writes for them
+                    self._epochs.pop(p, None)
+                cancelled = await self._cancel_flights(partitions)
                 self._revoking -= 1
                 dropped = self.buffer.drop(partitions)
                 self.offsets.forget(partitions)
@@ -716,7 +752,33 @@ class Writer:
                 for p in partitions:
                     with contextlib.suppress(KeyError):
                         metrics.CONSUMER_LAG.remove(str(p))
-        log.info("partitions_revoked", partitions=sorted(partitions), dropped=len(dropped))
+        log.info(
+            "partitions_revoked",
+            partitions=sorted(partitions),
+            dropped=len(dropped),
+            flushes_cancelled=cancelled,
+        )
+
+    async def _cancel_flights(self, partitions: set[int]) -> int:
+        """End the portal flushes still out that hold calls of revoked ``partitions``
+        (their next HubSpot attempt would be fenced anyway; one sleeping out a 429 must
+        not outlive the revocation). Calls they held of partitions still owned are read
+        again. How many were cancelled."""
+        out = [
+            portal
+            for portal, parts in self._flight_parts.items()
+            if parts & partitions and not self._flights[portal].done()
+        ]
+        for portal in out:
+            self._flights[portal].cancel()
+        for portal in out:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flights[portal]
+            del self._flights[portal]
+            self._in_flight.pop(portal, None)
+            self._in_flight_bytes.pop(portal, None)
+            self._quarantine(self._flight_parts.pop(portal) - partitions)
+        return len(out)
 
     async def _flush_revoked(self, partitions: set[int]) -> None:
         """Let the flushes in flight finish, then flush the revoked partitions' calls of

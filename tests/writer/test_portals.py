@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from service.localkafka import free_port
 from service.portals import parse_portals_file
 from service.writer.buffer import Buffer
 from service.writer.core import Policy
-from service.writer.flush import Flusher, FlushReport
+from service.writer.flush import Flusher
 from service.writer.hubspot import trouble
 from service.writer.portal_state import PortalState, after_flush, rotation
 from service.writer.ports import Blocked, Transient
@@ -34,6 +33,7 @@ from tests.writer.fakes import (
     Group,
     NoContacts,
 )
+from tests.writer.helpers import drive as _run
 from tests.writer.helpers import ev, ref
 
 PORTALS = """
@@ -106,14 +106,6 @@ def test_a_failed_oauth_refresh_pauses_and_never_dead_letters() -> None:
         assert isinstance(blocked, Blocked) and blocked.kind == "auth"
         assert "OAuth" in blocked.reason
         assert isinstance(trouble(unreachable, "batchCreateCalls", 10, create=create), Transient)
-
-
-def _run(coro: Coroutine[Any, Any, FlushReport]) -> FlushReport:
-    while True:
-        try:
-            coro.send(None)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
 
 
 def test_a_portals_flush_sends_the_key_inside_the_portal_and_keeps_records_by_portal_key() -> None:
