@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
@@ -219,3 +220,55 @@ def test_a_commit_answered_after_its_partition_was_forgotten_is_ignored() -> Non
     tracker.forget({0})
     tracker.committed(positions)
     assert tracker.partitions == {}
+
+
+class _Matched:
+    """A contact index that matches every number to ``ids`` (empty until set)."""
+
+    def __init__(self) -> None:
+        self.ids: tuple[str, ...] = ()
+
+    async def match(self, numbers: Collection[str]) -> Mapping[str, Sequence[str]]:
+        return dict.fromkeys(numbers, self.ids)
+
+
+def test_a_flush_that_sent_no_write_accepted_never_tells_the_portal_it_can_write() -> None:
+    """``on_written`` (which lifts a portal's auth or daily block) only when HubSpot
+    accepted a write of the flush: an update with nothing to send (a late contact match
+    only) is not one; its association answered 401 keeps the portal blocked."""
+    clock = Clock()
+    hub = FakeHubSpot(clock, "callbridge_call_key")
+    store = FakeStore({})
+    store.owned = {0}
+    contacts = _Matched()
+    told: list[str] = []
+    flusher = Flusher(
+        calls=hub,
+        store=store,
+        dead_letters=FakeDeadLetters([]),
+        ownership=FakeOwnership(Group(1, {0: 0}), 0, 1),
+        contacts=contacts,
+        policy=Policy(key_property="callbridge_call_key"),
+        wall=clock.wall,
+        portal="acme",
+        on_written=lambda: told.append("written"),
+    )
+    event = msgspec.structs.replace(ev(3, "COMPLETED", call="c1"), counterpart="+15550001111")
+
+    def flush() -> FlushReport:
+        buffer = Buffer(linger_s=0.0)
+        buffer.add(keyed("acme", event.key), event, ref(0), 0.0)
+        return _run(flusher.flush(buffer.take(1.0)))
+
+    assert len(flush().settled) == 1 and told == ["written"]  # created: HubSpot accepted it
+    told.clear()
+    hub.revoked = True
+    contacts.ids = ("501",)  # the same event again, now matching a contact: only a link
+    report = flush()
+    assert isinstance(report.pause, Blocked) and report.pause.kind == "auth"
+    assert not report.settled and hub.records[0].contacts == set()
+    assert told == []  # nothing was written: the portal was not told it can write
+    hub.revoked = False
+    report = flush()
+    assert len(report.settled) == 1 and hub.records[0].contacts == {"501"}
+    assert told == ["written"]  # the association was accepted
