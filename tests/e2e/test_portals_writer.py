@@ -34,11 +34,14 @@ from service.writer import Writer
 from tests.e2e.helpers import signed
 from tests.e2e.kafkaio import produce_events
 from tests.fixtures.kafka import KafkaEnv
-from tests.fixtures.sandbox import SandboxServer, portal_stats, portals_sandbox, sandbox_request
+from tests.fixtures.portals import BRAVO_RATE, portals_server
+from tests.fixtures.portals import PORTALS as THREE_PORTALS
+from tests.fixtures.portals import TOKENS as PORTAL_TOKENS
+from tests.fixtures.sandbox import SandboxServer, portal_stats, sandbox_request
 from tests.fixtures.services import serve_ingress, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKENS = {"acme": "tok-a", "bravo": "tok-b", "charlie": "tok-c", "delta": "tok-d"}
+TOKENS = {**PORTAL_TOKENS, "delta": "tok-d"}
 #: each portal's calls path (the test reads them the way the portal's writer writes)
 PATHS = {
     "acme": "/crm/v3/objects/calls",
@@ -46,30 +49,17 @@ PATHS = {
     "charlie": "/crm/objects/2026-03/calls",
     "delta": "/crm/objects/2026-09/calls",
 }
-BRAVO_RATE = 4
-PORTALS = f"""
-portals:
-  - id: acme
-    hubspot: {{token: tok-a, rate: 1000}}
-  - id: bravo
-    hubspot: {{token: tok-b, api_version: "2026-03", rate: {BRAVO_RATE}}}
-  - id: charlie
-    hubspot:
-      oauth: {{client_id: cid, client_secret: csec, refresh_token: rt-c}}
-      api_version: "2026-03"
-      rate: 1000
-  - id: delta
-    hubspot: {{token: tok-d, api_version: "2026-09", rate: 1000}}
+PORTALS = (
+    THREE_PORTALS
+    + """  - id: delta
+    hubspot: {token: tok-d, api_version: "2026-09", rate: 1000}
 """
+)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    with portals_sandbox(
-        list(TOKENS.values()),
-        *("--oauth-app", "cid:csec:rt-c:tok-c", "--oauth-token-lifetime", "3"),
-        log_dir=tmp_path_factory.mktemp("portals-writer-sandbox"),
-    ) as s:
+    with portals_server(TOKENS, tmp_path_factory.mktemp("portals-writer-sandbox")) as s:
         yield s
 
 

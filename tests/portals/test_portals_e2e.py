@@ -17,32 +17,15 @@ from service.config import Settings
 from service.hubspot import CallCreateInput, HubSpotClient
 from service.hubspot.oauth import OAuthTokenProvider
 from service.wiring import portal_clients
-from tests.fixtures.sandbox import SandboxServer, portal_stats, portals_sandbox, sandbox_request
+from tests.fixtures.portals import BRAVO_RATE, PORTALS, TOKENS, portals_server
+from tests.fixtures.sandbox import SandboxServer, portal_stats, sandbox_request
 
 TS = "2026-03-03T15:04:05.000Z"
-TOKENS = {"acme": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}
-BRAVO_RATE = 4
-PORTALS = f"""
-portals:
-  - id: acme
-    hubspot: {{token: tok-a, rate: 1000}}
-  - id: bravo
-    hubspot: {{token: tok-b, api_version: "2026-03", rate: {BRAVO_RATE}}}
-  - id: charlie
-    hubspot:
-      oauth: {{client_id: cid, client_secret: csec, refresh_token: rt-c}}
-      api_version: "2026-03"
-      rate: 1000
-"""
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    with portals_sandbox(
-        list(TOKENS.values()),
-        *("--oauth-app", "cid:csec:rt-c:tok-c", "--oauth-token-lifetime", "3"),
-        log_dir=tmp_path_factory.mktemp("portals-sandbox"),
-    ) as s:
+    with portals_server(TOKENS, tmp_path_factory.mktemp("portals-sandbox")) as s:
         yield s
 
 
