@@ -244,7 +244,11 @@ class _Run:
         self.report.retry = [(p, t) for p, t in self.report.retry if p.key not in gone]
         log.warning("partitions_lost_mid_flush", calls=len(gone))
 
-    def apply(self, pending: Pending, s: Settled, nxt: list[Decision | _Associate]) -> None:
+    def apply(
+        self, pending: Pending, s: Settled, nxt: list[Decision | _Associate], *, sent: bool
+    ) -> None:
+        """Carry out a write's outcome. ``sent``: HubSpot answered a request of this flush
+        for the call (False: nothing needed sending, e.g. an update of no property)."""
         self.f.index = s.index
         if s.record is not None:
             self.keep(pending, s.record)
@@ -252,8 +256,8 @@ class _Run:
             self.report.pause = _worse(self.report.pause, s.pause)
         if s.failure is not None:
             self.report.dead.append((pending, s.failure))
-        elif (s.settled or s.associate) and self.f.on_written is not None:
-            self.f.on_written()
+        elif sent and (s.settled or s.associate) and self.f.on_written is not None:
+            self.f.on_written()  # HubSpot accepted it: the portal can write
         if s.settled:
             self.done.append(pending)
         elif s.retry_at is not None:
@@ -412,7 +416,7 @@ class _Run:
         for c in creates:
             answer = answers.get(c.pending.call_key, Unknown("no answer for this input"))
             s = core.settle(c, answer, intents[c.pending.key], now, self.f.policy, self.f.index)
-            self.apply(c.pending, s, nxt)
+            self.apply(c.pending, s, nxt, sent=c.pending.call_key in answers)
 
     async def _updates(self, updates: list[Update], nxt: list[Decision | _Associate]) -> None:
         owned = await self.owned([u.pending for u in updates])
@@ -424,11 +428,17 @@ class _Run:
         ]
         fence = self.fence([u.pending for u in updates])
         answers = await self._send(functools.partial(self.f.calls.update, fence=fence), inputs)
+        sent = {i.key for i in inputs}
         now = self.f.wall()
         for u in updates:
-            answer = answers.get(u.pending.call_key, Written(u.hubspot_id))  # nothing to send
+            key = u.pending.call_key
+            answer: WriteOutcome
+            if key in sent:
+                answer = answers.get(key, Unknown("no answer for this input"))
+            else:  # no property changed: nothing was sent, nothing is to be written
+                answer = Written(u.hubspot_id)
             s = core.settle(u, answer, self.record(u.pending), now, self.f.policy, self.f.index)
-            self.apply(u.pending, s, nxt)
+            self.apply(u.pending, s, nxt, sent=key in answers)
 
     async def _associate(self, links: list[_Associate], nxt: list[Decision | _Associate]) -> None:
         owned = await self.owned([a.pending for a in links])
@@ -441,7 +451,7 @@ class _Run:
         for a in links:
             answer = answers.get(a.pending.call_key, Unknown("no answer for this input"))
             s = core.associated(a.record, a.contacts, answer, now, self.f.policy)
-            self.apply(a.pending, s, nxt)
+            self.apply(a.pending, s, nxt, sent=a.pending.call_key in answers)
 
     # -- the end of the flush -------------------------------------------------------------
 

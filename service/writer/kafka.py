@@ -57,9 +57,9 @@ class WriterProducer:
                 self._started = True
 
     async def stop(self) -> None:
-        if self._started:
-            await self.producer.stop()
-            self._started = False
+        """Flush and close the producer (one never started is closed too)."""
+        await self.producer.stop()
+        self._started = False
 
     async def send_all(self, records: Sequence[Outgoing]) -> None:
         """Produce ``records`` and wait for every ack; ``StoreUnavailable`` if Kafka
@@ -91,14 +91,13 @@ class WriterProducer:
             if self.producer is not stale:  # another send replaced it already
                 return
             self.producer = make_producer(self.settings)
-            was_started, self._started = self._started, False
+            self._started = False
             self.replaced += 1
         log.warning("kafka_producer_reset", error=repr(exc))
         metrics.WRITER_PRODUCER_RESETS.inc()
-        if was_started:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    await stale.stop()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                await stale.stop()
 
 
 class KafkaDeadLetters:

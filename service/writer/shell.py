@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
@@ -46,7 +48,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import TopicPartition
 from starlette.applications import Starlette
 
-from handlers.event import DEFAULT_PORTAL, split_portal_key
+from handlers.event import DEFAULT_PORTAL, portal_key, split_portal_key
 from service import metrics
 from service.clock import SYSTEM, Clock
 from service.config import Settings
@@ -71,13 +73,33 @@ from service.writer.idstore import IdStore
 from service.writer.kafka import KafkaDeadLetters, WriterProducer
 from service.writer.offsets import OffsetTracker
 from service.writer.portal_state import FAIR_CALLS, PortalState, after_flush, rotation
-from service.writer.ports import Claim, StoreUnavailable
+from service.writer.ports import Claim, CreateInput, Fence, StoreUnavailable, WriteOutcome
 
 log = structlog.get_logger()
 
 #: liveness: the writer is considered stuck when it has not polled Kafka for this long
 LIVENESS_S = 60.0
 POLL_RECORDS = 1000
+#: the call-key property unreadable at start: read again after this, doubling up to the max
+KEY_PROBE_FIRST_S = 1.0
+KEY_PROBE_MAX_S = 60.0
+
+
+class _SearchCalls(HubSpotCalls):
+    """A portal's calls in search mode because its call-key property could not be read:
+    the keys it sent creates for are remembered. A create sent without the key property
+    is found by search only, so the switch to key mode waits until none of them is of
+    unknown outcome (a read by the key would miss it and create the call twice)."""
+
+    def __init__(self, client: HubSpotClient) -> None:
+        super().__init__(client, None)
+        self.created: set[str] = set()
+
+    async def create(
+        self, inputs: Sequence[CreateInput], *, fence: Fence | None = None
+    ) -> Mapping[str, WriteOutcome]:
+        self.created.update(i.key for i in inputs)
+        return await super().create(inputs, fence=fence)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -204,16 +226,22 @@ class Writer:
         if s.contact_index_dir is None:  # beside the ids map: per writer, unless configured
             contact_settings = s.model_copy(update={"contact_index_dir": state / "contacts"})
         dead_letters = KafkaDeadLetters(self.producer, s.topic_dlq)
+        #: portals whose call-key property could not be read: read again in the background
+        self._unread: set[str] = set()
+        self._key_probes: list[asyncio.Task[None]] = []
         for portal in self.portals:
             client = self.clients[portal.id]
             key_property = await self._key_property(client, portal.id)
+            calls = HubSpotCalls(client, key_property)
+            if portal.id in self._unread:
+                calls = _SearchCalls(client)
             # one matcher per portal: its index is <contact dir>/<portal>.sqlite3
             matcher = make_contact_matcher(
                 client, contact_settings, self.clock.wall, portal=portal.id
             )
             self.matchers[portal.id] = matcher
             self.flushers[portal.id] = Flusher(
-                calls=HubSpotCalls(client, key_property),
+                calls=calls,
                 store=self.store,
                 dead_letters=dead_letters,
                 ownership=self,
@@ -241,6 +269,9 @@ class Writer:
         await self.consumer.start()
         self.consumer.subscribe([s.topic_events], listener=_Rebalance(self))
         self.started = True
+        self._key_probes = [
+            asyncio.create_task(self._probe_key_property(p)) for p in sorted(self._unread)
+        ]
         log.info(
             "writer_started",
             topic=s.topic_events,
@@ -250,30 +281,136 @@ class Writer:
         )
 
     async def _key_property(self, hubspot: HubSpotClient, portal: str) -> str | None:
-        """Whether the portal has the unique call-key property (``callbridge hubspot setup``)."""
+        """Whether the portal has the unique call-key property (``callbridge hubspot setup``).
+        Not there (404) or not unique: search mode. Unreadable (5xx, 429, a timeout or a
+        refused token after the client's retries): search mode too (safe), and the portal
+        is in ``_unread``: ``_probe_key_property`` reads it again in the background."""
         try:
             found = await hubspot.get_call_property(KEY_PROPERTY)
         except HubSpotNotFound:
             found = None
         except HubSpotError as exc:
-            log.warning("call_key_property_unreadable", portal=portal, error=str(exc))
-            found = None
-        unique = found is not None and found.has_unique_value
-        mode = self.states[portal].mode = "key" if unique else "search"
+            log.warning(
+                "call_key_property_unreadable",
+                portal=portal,
+                error=str(exc),
+                retry_in_s=KEY_PROBE_FIRST_S,
+            )
+            self._unread.add(portal)
+            self._reconcile_mode(
+                portal,
+                "search",
+                f"{KEY_PROPERTY} could not be read ({exc.status} {exc.category}): search "
+                "until it is read again",
+            )
+            return None
+        if found is not None and found.has_unique_value:
+            self._reconcile_mode(portal, "key")
+            return KEY_PROPERTY
+        self._reconcile_mode(
+            portal, "search", f"no unique {KEY_PROPERTY} property: run `callbridge hubspot setup`"
+        )
+        return None
+
+    def _reconcile_mode(self, portal: str, mode: str, reason: str | None = None) -> None:
+        """Set, log and export (``callbridge_writer_portal_reconcile_mode``, and for the
+        first portal ``callbridge_reconcile_mode``) the portal's reconcile mode."""
+        self.states[portal].mode = mode
         for m in ("key", "search"):
             if portal == self.portals[0].id:
                 metrics.RECONCILE_MODE.labels(m).set(1 if m == mode else 0)
             metrics.WRITER_PORTAL_RECONCILE_MODE.labels(portal, m).set(1 if m == mode else 0)
-        if unique:
+        if mode == "key":
             log.info("reconcile_mode", portal=portal, mode="key", property=KEY_PROPERTY)
-            return KEY_PROPERTY
-        log.warning(
-            "reconcile_mode",
-            portal=portal,
-            mode="search",
-            reason=f"no unique {KEY_PROPERTY} property: run `callbridge hubspot setup`",
-        )
-        return None
+        else:
+            log.warning("reconcile_mode", portal=portal, mode="search", reason=reason)
+
+    async def _probe_key_property(self, portal: str) -> None:
+        """The portal's call-key property was unreadable at start: read it again with
+        back-off until it is read; found unique, switch the portal to key mode (between
+        its flushes). Ends when the writer stops."""
+        client = self.clients[portal]
+        wait = KEY_PROBE_FIRST_S
+        while not await self._stopped_within(wait):
+            probe = asyncio.ensure_future(client.get_call_property(KEY_PROPERTY))
+            if not await self._unless_stopped(probe):
+                return
+            try:
+                found = probe.result()
+            except HubSpotNotFound:
+                found = None
+            except HubSpotError as exc:
+                wait = min(KEY_PROBE_MAX_S, wait * 2)
+                log.warning(
+                    "call_key_property_unreadable", portal=portal, error=str(exc), retry_in_s=wait
+                )
+                continue
+            self._unread.discard(portal)
+            if found is None or not found.has_unique_value:
+                self._reconcile_mode(
+                    portal,
+                    "search",
+                    f"no unique {KEY_PROPERTY} property: run `callbridge hubspot setup`",
+                )
+                return
+            await self._switch_to_key_mode(portal)
+            return
+
+    async def _switch_to_key_mode(self, portal: str) -> None:
+        """Give the portal's ``Flusher`` the key-mode policy and calls port, when no flush
+        of the portal is in flight (nor a revocation's) and none of the creates it sent in
+        search mode is of unknown outcome (those are found by search only)."""
+        flusher = self.flushers[portal]
+        deferred = False
+        while True:
+            flight = self._flights.get(portal)
+            busy = (flight is not None and not flight.done()) or self._revoking > 0
+            unknown = set() if busy else self._search_creates_unknown(portal)
+            if not busy and not unknown:
+                break
+            if unknown and not deferred:
+                deferred = True
+                log.info("reconcile_mode_switch_deferred", portal=portal, unknown=len(unknown))
+            if await self._stopped_within(0.05 if busy else 0.5):
+                return
+        flusher.policy = dataclasses.replace(flusher.policy, key_property=KEY_PROPERTY)
+        flusher.calls = HubSpotCalls(self.clients[portal], KEY_PROPERTY)
+        self._reconcile_mode(portal, "key")
+
+    def _search_creates_unknown(self, portal: str) -> set[str]:
+        """Keys of the creates the portal's search-mode port sent whose outcome is still
+        unknown (their records, of partitions this writer owns, hold an intent)."""
+        calls = self.flushers[portal].calls
+        if not isinstance(calls, _SearchCalls) or self.store is None:
+            return set()
+        store = self.store
+        calls.created = {
+            k
+            for k in calls.created
+            if (r := store.get(portal_key(portal, k))) is not None and r.intent_at is not None
+        }
+        return calls.created
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until the writer is told to stop; whether it was."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def _unless_stopped(self, task: asyncio.Future[Any]) -> bool:
+        """Await ``task`` unless the writer is told to stop first (then cancel it): whether
+        it finished."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return False
 
     def stop(self) -> None:
         self._stop.set()
