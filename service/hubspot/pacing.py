@@ -127,17 +127,33 @@ class RollingWindow:
         for _ in range(min(unseen, room)):
             bisect.insort(self._slots, now)
 
+    def sent(self, booked: float, at: float) -> None:
+        """The request booked at ``booked`` left no earlier than ``at`` (a busy event loop,
+        a slow connection): count it from ``at``, as HubSpot does from its arrival, so the
+        window does not reopen early."""
+        if at <= booked:
+            return
+        i = bisect.bisect_left(self._slots, booked)
+        if i < len(self._slots) and self._slots[i] == booked:
+            del self._slots[i]
+            bisect.insort(self._slots, at)
+
     def penalize(self, wait_s: float) -> None:
         """HubSpot answered 429: send nothing for ``wait_s`` seconds."""
         self._blocked_until = max(self._blocked_until, self.clock() + wait_s)
 
 
-def reserve_all(windows: Sequence[RollingWindow]) -> float:
+def book_all(windows: Sequence[RollingWindow]) -> float:
     """Book one request in every window at the same time (a search spends both the
-    general and the search budget); the seconds to wait before sending it."""
-    if not windows:
-        return 0.0
+    general and the search budget); the clock time it is booked at."""
     at = max(w.earliest() for w in windows)
     for w in windows:
         w.commit(at)
-    return max(0.0, at - windows[0].clock())
+    return at
+
+
+def reserve_all(windows: Sequence[RollingWindow]) -> float:
+    """``book_all``; the seconds to wait before sending the request."""
+    if not windows:
+        return 0.0
+    return max(0.0, book_all(windows) - windows[0].clock())

@@ -50,7 +50,7 @@ from service.hubspot.errors import (
     parse_retry_after,
 )
 from service.hubspot.oauth import StaticToken, TokenProvider
-from service.hubspot.pacing import Clock, RollingWindow, reserve_all
+from service.hubspot.pacing import Clock, RollingWindow, book_all
 
 log = structlog.get_logger()
 
@@ -171,10 +171,18 @@ class Session:
 
     async def _attempt(self, call: _Call) -> httpx.Response:
         windows = [self.budget, self.search_budget] if call.search else [self.budget]
-        wait = reserve_all(windows)
+        booked = book_all(windows)
+        wait = booked - self._clock()
         metrics.BUDGET_REMAINING.labels(self.portal).set(self.budget.remaining())
         if wait > 0:
             await self._sleep(wait)
+        try:
+            return await self._attempt_booked(call)
+        finally:  # counted from when it was answered: HubSpot saw it no later
+            for window in windows:
+                window.sent(booked, self._clock())
+
+    async def _attempt_booked(self, call: _Call) -> httpx.Response:
 
         op = call.operation
         if call.fence is not None and not await call.fence():

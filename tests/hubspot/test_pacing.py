@@ -155,3 +155,23 @@ def test_invalid_limits_are_refused() -> None:
         RollingWindow(0, 10.0, FakeClock())
     with pytest.raises(ValueError):
         RollingWindow(1, 0, FakeClock())
+
+
+def test_a_request_answered_late_counts_from_its_answer() -> None:
+    """Four requests booked at t=0 but sent (answered) only at t=0.6, the event loop being
+    busy: HubSpot counted them from their arrival, so the fifth may not go at 10.2 (the
+    booked times plus the margin) but only at 10.6 + margin. The budget test on a loaded
+    machine saw 429s from exactly this."""
+    clock = FakeClock(0.0)
+    window = RollingWindow(4, 10.0, clock, margin_s=0.2)
+    booked = window.earliest()
+    for _ in range(4):
+        window.commit(booked)
+    clock.advance(0.6)
+    for _ in range(4):
+        window.sent(booked, clock())
+    assert window.earliest() == pytest.approx(10.8)
+    window.sent(99.0, 100.0)  # nothing booked then: nothing moves
+    assert window.earliest() == pytest.approx(10.8)
+    clock.advance(10.3)
+    assert window.remaining() == 4
