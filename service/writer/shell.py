@@ -487,7 +487,7 @@ class Writer:
                 "portal_shed_reread",
                 portal=portal,
                 from_offsets={p: seeks[p] for p in sorted(partitions) if p in seeks},
-                shed=sum(self._shed.counts.values()),
+                shed=self._shed.counts[portal],
             )
 
     def _held(self) -> tuple[int, int]:

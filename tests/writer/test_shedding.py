@@ -126,7 +126,7 @@ def test_forgetting_a_partition_drops_its_shed_offsets() -> None:
     assert s.seeks({1: 1}) == {1: 1}
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(
     logs=st.lists(
         st.lists(st.sampled_from("abc"), min_size=1, max_size=40), min_size=2, max_size=2
