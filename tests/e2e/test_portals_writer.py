@@ -657,6 +657,44 @@ async def test_a_paused_portals_backlog_ten_times_the_buffer_is_shed_not_starvin
     )
 
 
+async def test_a_slow_portals_backlog_is_shed_so_the_others_calls_behind_it_are_read(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, tmp_path: Path
+) -> None:
+    """Not paused, just slow: bravo may send 4 requests per 10 s and has 300 calls, with 60
+    of acme's interleaved behind them; in a buffer of 60 bravo sheds, so acme's calls are
+    all written while most of bravo's still wait, and none is dead-lettered."""
+    path = tmp_path / "slow.yaml"
+    path.write_text(THREE.replace('tok-b, api_version: "2026-03", rate: 1000', "tok-b, rate: 4"))
+    small = settings.model_copy(update={"writer_max_buffer": 60, "portals_file": path})
+    events: list[CallEvent] = []
+    for i in range(300):
+        events.append(event("bravo", i))
+        if i % 5 == 4:
+            events.append(event("acme", i // 5))
+    writer = Writer(small)
+    await writer.start()
+    assert writer.clients["bravo"].session.budget.limit == 4
+    task = asyncio.create_task(writer.run())
+    try:
+        await produce(small, events)
+
+        async def acme_written() -> bool:
+            return (await record_counts(server, ["acme"]))["acme"] == 60
+
+        await wait_until(acme_written, timeout_s=60)
+        [bravo] = [p for p in writer.portal_report() if p["id"] == "bravo"]
+        written = (await record_counts(server, ["bravo"]))["bravo"]
+        assert written < 100
+        assert bravo["pause_kind"] is None and bravo["ready"]
+        assert isinstance(bravo["shed"], int) and bravo["shed"] > 100
+        assert isinstance(bravo["lag"], int) and bravo["lag"] >= 300 - written  # all read
+    finally:
+        writer.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+    assert await kafka.records(small.topic_dlq) == []
+
+
 async def test_a_single_portal_never_sheds_a_buffer_full_of_its_paused_calls(
     server: SandboxServer, kafka: KafkaEnv, settings: Settings
 ) -> None:
