@@ -24,12 +24,14 @@ filter would skip or shed again, up to the next shed offset of a portal that no 
 sheds: the partition is moved on to there (``target``) instead of re-reading them.
 
 Cost: remembering a shed offset costs about as much as the ``OffsetTracker`` keeping it
-unsettled (an int in a set); each stop re-reads the partitions from the first shed offset
-that is no longer shed.
+unsettled (an int in a set, here in a dict and a heap); each stop re-reads the partitions
+from the first shed offset that is no longer shed, so a backlog far larger than the share
+is re-read in rounds of about the share.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +73,11 @@ class Shedding:
     rereading: set[int] = field(default_factory=set)
     #: partitions to seek to their ``target`` at the next poll
     _moved: set[int] = field(default_factory=set)
+    #: shed offsets per (partition, portal) now, and a heap of them (entries no longer
+    #: shed by that portal are dropped when they reach the top): ``target`` and ``stop``
+    #: cost the number of partitions and portals, not of offsets shed
+    _per: Counter[tuple[int, str]] = field(default_factory=Counter)
+    _heaps: dict[tuple[int, str], list[int]] = field(default_factory=dict)
 
     @property
     def enabled(self) -> bool:
@@ -107,6 +114,8 @@ class Shedding:
         if offset not in shed:
             shed[offset] = portal
             self.counts[portal] += 1
+            self._per[partition, portal] += 1
+            heapq.heappush(self._heaps.setdefault((partition, portal), []), offset)
 
     def should_stop(self, portal: str, held: int, *, paused: bool, blocked: bool) -> bool:
         """Not paused, and holding at most the low-water mark (a blocked portal: nothing)."""
@@ -116,7 +125,7 @@ class Shedding:
 
     def partitions_of(self, portal: str) -> set[int]:
         """The partitions holding offsets ``portal`` shed (however long ago)."""
-        return {p for p, shed in self.offsets.items() if portal in shed.values()}
+        return {p for p, q in self._per if q == portal}
 
     def stop(self, portal: str) -> set[int]:
         """``portal`` no longer sheds: the partitions it shed in (to read again)."""
@@ -143,8 +152,19 @@ class Shedding:
         """Where to read ``partition`` from: its smallest shed offset of a portal that no
         longer sheds, else one past what was consumed (everything before it is buffered,
         in flight, settled, or shed by a portal still shedding)."""
-        waiting = [o for o, p in self.offsets.get(partition, {}).items() if p not in self.active]
+        waiting = [
+            self._first(partition, q)
+            for p, q in self._per
+            if p == partition and q not in self.active
+        ]
         return min(waiting) if waiting else consumed_up_to + 1
+
+    def _first(self, partition: int, portal: str) -> int:
+        heap = self._heaps[partition, portal]
+        shed = self.offsets[partition]
+        while shed.get(heap[0]) != portal:  # read again since (and maybe shed by another)
+            heapq.heappop(heap)
+        return heap[0]
 
     def reread(self, partition: int, offset: int, consumed_up_to: int) -> bool:
         """Whether to take a record read: new (past ``consumed_up_to``), or shed before
@@ -155,7 +175,11 @@ class Shedding:
         shed = self.offsets.get(partition)
         if shed is None or offset not in shed:
             return False
-        self.counts[shed.pop(offset)] -= 1
+        portal = shed.pop(offset)
+        self.counts[portal] -= 1
+        self._per[partition, portal] -= 1
+        if not self._per[partition, portal]:
+            del self._per[partition, portal], self._heaps[partition, portal]
         if not shed:
             del self.offsets[partition]
         return True
@@ -166,5 +190,7 @@ class Shedding:
         for p in set(partitions):
             for portal in self.offsets.pop(p, {}).values():
                 self.counts[portal] -= 1
+            for key in [k for k in self._per if k[0] == p]:
+                del self._per[key], self._heaps[key]
             self.rereading.discard(p)
             self._moved.discard(p)
