@@ -554,9 +554,10 @@ async def _set_up_portals(s: Settings, portals: list[Portal]) -> tuple[list[str]
     """``hubspot setup`` in each of ``portals`` at once: one line per portal (in order) and
     the ids of the portals that failed."""
     from service.hubspot.setup import set_up_portals
+    from service.portals import secret_values
     from service.wiring import portal_client, refresh_token_store
 
-    logs.mask_secret_values(_portal_secrets(portals))
+    logs.mask_secret_values(secret_values(portals))
     store = refresh_token_store(s)
     clients = {p.id: portal_client(s, p, store=store, deadline_s=15.0) for p in portals}
     try:
@@ -564,21 +565,6 @@ async def _set_up_portals(s: Settings, portals: list[Portal]) -> tuple[list[str]
     finally:
         await asyncio.gather(*(hs.aclose() for hs in clients.values()))
     return [o.line() for o in outcomes], [o.portal for o in outcomes if not o.ok]
-
-
-def _portal_secrets(portals: list[Portal]) -> list[str]:
-    secrets: list[str] = []
-    for p in portals:
-        hs = p.hubspot
-        if hs.token is not None:
-            secrets.append(hs.token.get_secret_value())
-        if hs.oauth is not None:
-            secrets += [
-                hs.oauth.client_secret.get_secret_value(),
-                hs.oauth.refresh_token.get_secret_value(),
-            ]
-        secrets += [v.get_secret_value() for v in p.providers.values()]
-    return secrets
 
 
 def _mount_dlq() -> None:

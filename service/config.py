@@ -164,9 +164,13 @@ class Settings(BaseSettings):
     def provider_secrets(self, provider: str) -> tuple[str, ...]:
         """Every configured secret of ``provider`` (rotation: comma-separated, any one
         verifies; blanks ignored); empty when the provider is disabled."""
-        raw = self.provider_secret(provider) or ""
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return split_secrets(self.provider_secret(provider))
 
     @cached_property
     def enabled_providers(self) -> list[str]:
         return sorted(p for p in PROVIDER_SECRETS if self.provider_secrets(p))
+
+
+def split_secrets(raw: str | None) -> tuple[str, ...]:
+    """Rotation: every comma-separated value of a secret (blanks ignored)."""
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())

@@ -71,6 +71,10 @@ WRITER_FENCED = Counter(
     "callbridge_writer_fenced_total",
     "Times the writer found it no longer owned partitions before a write (writes skipped)",
 )
+WRITER_PRODUCER_RESETS = Counter(
+    "callbridge_writer_producer_resets_total",
+    "Times the writer replaced its Kafka producer after a non-retriable produce error",
+)
 WRITER_DECISIONS = Counter(
     "callbridge_writer_decisions_total",
     "Decisions of the writer's core, by kind (create, update, lookup, associate)",

@@ -37,7 +37,7 @@ import yaml
 from pydantic import SecretStr
 
 from handlers.event import DEFAULT_PORTAL
-from service.config import PROVIDER_SECRETS, Settings
+from service.config import PROVIDER_SECRETS, Settings, split_secrets
 from service.hubspot.paths import API_VERSIONS, LEGACY
 
 PORTAL_ID: Final = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -273,3 +273,21 @@ def sandbox_args(portals: list[Portal]) -> list[str]:
             ),
         ]
     return args
+
+
+def secret_values(portals: list[Portal]) -> list[str]:
+    """Every configured secret of every portal, to mask in logs: its HubSpot token or
+    OAuth client secret and refresh token, and each value of its providers' secrets
+    (rotation: comma-separated)."""
+    secrets: list[str] = []
+    for p in portals:
+        hs = p.hubspot
+        if hs.token is not None:
+            secrets.append(hs.token.get_secret_value())
+        if hs.oauth is not None:
+            secrets += [
+                hs.oauth.client_secret.get_secret_value(),
+                hs.oauth.refresh_token.get_secret_value(),
+            ]
+        secrets += [s for name in p.providers for s in split_secrets(p.provider_secret(name))]
+    return secrets

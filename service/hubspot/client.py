@@ -64,7 +64,7 @@ from service.hubspot.models import (
 from service.hubspot.oauth import TokenProvider
 from service.hubspot.pacing import Clock
 from service.hubspot.paths import LEGACY, ApiPaths
-from service.hubspot.session import CORRELATION_HEADER, Params, Session
+from service.hubspot.session import CORRELATION_HEADER, Fence, Params, Session
 from service.hubspot.wire import CALL_TO_CONTACT, association_pair, check_batch, object_ids
 
 _V3 = ApiPaths.of(LEGACY)
@@ -178,6 +178,7 @@ class HubSpotClient:
         search: bool = False,
         idempotent: bool = True,
         retry_unknown: bool = False,
+        fence: Fence | None = None,
     ) -> httpx.Response:
         return await self.session.request(
             operation,
@@ -188,6 +189,7 @@ class HubSpotClient:
             search=search,
             idempotent=idempotent,
             retry_unknown=retry_unknown,
+            fence=fence,
         )
 
     # --- Calls: basic -----------------------------------------------------------------
@@ -307,12 +309,16 @@ class HubSpotClient:
     # --- Calls: batch -----------------------------------------------------------------
 
     async def batch_create_calls(
-        self, inputs: Sequence[CallCreateInput], *, retry_unknown: bool = False
+        self,
+        inputs: Sequence[CallCreateInput],
+        *,
+        retry_unknown: bool = False,
+        fence: Fence | None = None,
     ) -> CallBatchResponse:
         """Create up to 100 calls (``batchCreateCalls``). Give every input an
         ``object_write_trace_id`` to match a 207's item errors (:func:`wire.outcomes`).
         Raises :class:`HubSpotUnknownOutcome` when the outcome is unknown, unless
-        ``retry_unknown``."""
+        ``retry_unknown``; :class:`HubSpotFenced` when ``fence`` refused an attempt."""
         check_batch(inputs)
         response = await self._send(
             "batchCreateCalls",
@@ -321,6 +327,7 @@ class HubSpotClient:
             body=BatchCreateRequest(inputs=list(inputs)),
             idempotent=False,
             retry_unknown=retry_unknown,
+            fence=fence,
         )
         return _batch(response)
 
@@ -369,14 +376,18 @@ class HubSpotClient:
         )
         return _batch(response)
 
-    async def batch_update_calls(self, inputs: Sequence[BatchUpdateInput]) -> CallBatchResponse:
-        """Update up to 100 calls (``batchUpdateCalls``); item errors name ``context.ids``."""
+    async def batch_update_calls(
+        self, inputs: Sequence[BatchUpdateInput], *, fence: Fence | None = None
+    ) -> CallBatchResponse:
+        """Update up to 100 calls (``batchUpdateCalls``); item errors name ``context.ids``.
+        :class:`HubSpotFenced` when ``fence`` refused an attempt (not sent)."""
         check_batch(inputs)
         response = await self._send(
             "batchUpdateCalls",
             "POST",
             f"{self.paths.calls}/batch/update",
             body=BatchUpdateRequest(inputs=list(inputs)),
+            fence=fence,
         )
         return _batch(response)
 

@@ -12,6 +12,8 @@ Which are retried, and by whom:
 - ``HubSpotUnknownOutcome``: a create was sent and no answer says whether it happened
   (timeout, dropped connection, 5xx). Retrying could create a duplicate, so the client
   leaves it to the caller (the writer searches ``hs_call_external_id``).
+- ``HubSpotFenced``: the caller's fence refused an attempt before it was sent (the
+  writer no longer owns the calls it carries); nothing was sent by that attempt.
 - Everything else (400/401/403/404/409) is the caller's to fix, never retried.
 
 Pure: no httpx, no asyncio.
@@ -136,6 +138,13 @@ class HubSpotUnknownOutcome(HubSpotError):
     searching for a property the inputs carry (``hs_call_external_id``)."""
 
     category_default = "UNKNOWN_OUTCOME"
+
+
+class HubSpotFenced(HubSpotError):
+    """The request's fence refused the next attempt: it was not sent (the caller lost
+    what it was writing for, e.g. a writer's partitions were revoked while it waited)."""
+
+    category_default = "FENCED"
 
 
 #: category -> class, for categories with a class of their own.

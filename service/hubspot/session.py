@@ -15,7 +15,9 @@ Every request:
    did not allow repeating it;
 5. on 401 ``EXPIRED_AUTHENTICATION`` asks the token provider for a fresh token and is
    sent once more (an OAuth provider refreshes; a fixed token does not, and it raises);
-6. gives up when the next attempt would start after ``deadline_s``.
+6. gives up when the next attempt would start after ``deadline_s``;
+7. with a ``fence``, asks it right before sending each attempt (after the pacing wait or a
+   retry's sleep) and raises ``HubSpotFenced`` instead of sending when it says no.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from service.hubspot.errors import (
     HubSpotAuthError,
     HubSpotDailyLimitExceeded,
     HubSpotError,
+    HubSpotFenced,
     HubSpotRateLimited,
     HubSpotUnavailable,
     HubSpotUnknownOutcome,
@@ -52,6 +55,8 @@ from service.hubspot.pacing import Clock, RollingWindow, reserve_all
 log = structlog.get_logger()
 
 Sleep = Callable[[float], Awaitable[None]]
+#: asked before each attempt is sent: False stops the request (``HubSpotFenced``)
+Fence = Callable[[], Awaitable[bool]]
 Params = Mapping[str, str | int]
 
 CORRELATION_HEADER: Final = "x-hubspot-correlation-id"
@@ -136,6 +141,7 @@ class Session:
         search: bool = False,
         idempotent: bool = True,
         retry_unknown: bool = False,
+        fence: Fence | None = None,
     ) -> httpx.Response:
         """Send until HubSpot answers 2xx, a non-retryable error, or the deadline.
 
@@ -153,7 +159,9 @@ class Session:
             before_sleep=self._log_retry,
             reraise=True,
         )
-        call = _Call(operation, method, path, params, body, search, idempotent, retry_unknown)
+        call = _Call(
+            operation, method, path, params, body, search, idempotent, retry_unknown, fence
+        )
         try:
             return await retrying(self._attempt, call)
         except (HubSpotRateLimited, HubSpotUnavailable) as exc:
@@ -169,6 +177,12 @@ class Session:
             await self._sleep(wait)
 
         op = call.operation
+        if call.fence is not None and not await call.fence():
+            fenced = HubSpotFenced(0, None, "not sent: the fence refused it", operation=op)
+            log.warning("hubspot_request_fenced", operation=op)
+            if call.unknown:  # an earlier attempt of this create may have happened
+                raise _unknown(fenced) from fenced
+            raise fenced
         token = await self.auth.token()  # an OAuth provider may refresh first
         started = self._clock()
         headers = {"Authorization": f"Bearer {token}"}
@@ -285,6 +299,7 @@ class _Call:
         search: bool,
         idempotent: bool,
         retry_unknown: bool,
+        fence: Fence | None = None,
     ) -> None:
         self.operation = operation
         self.method = method
@@ -294,6 +309,7 @@ class _Call:
         self.search = search
         self.idempotent = idempotent
         self.retry_unknown = retry_unknown
+        self.fence = fence
         self.unknown = False  # some attempt was sent and its outcome is unknown
         self.auth_retried = False  # resent once after a 401 EXPIRED_AUTHENTICATION
 

@@ -18,18 +18,14 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from handlers import REGISTRY, stdwebhooks
-from service.config import PROVIDER_SECRETS, Settings
+from service.config import PROVIDER_SECRETS, Settings, split_secrets
 from service.ingress.admission import Policy
 from service.ingress.proxy import ConfigError, PublicUrl, check_public_url, parse_proxies
 from service.portals import PORTAL_ID, PROVIDER_FIELDS, Portal, PortalsFileError, load_portals
+from service.portals import secret_values as secret_values  # the ingress masks them
 
 #: the metrics/log label of a request to a portal that does not exist
 UNKNOWN: Final = "unknown"
-
-
-def split_secrets(raw: str | None) -> tuple[str, ...]:
-    """Rotation: every comma-separated value of a secret (blanks ignored)."""
-    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
 
 
 def portal_secrets(portal: Portal) -> dict[str, tuple[str, ...]]:
@@ -111,10 +107,3 @@ def _portal_problem(portal: Portal, public: PublicUrl, from_file: bool) -> str |
                 )
                 return f"{name}: {exc}"
     return None
-
-
-def secret_values(portals: list[Portal]) -> list[str]:
-    """Every configured provider secret of every portal (to mask in logs)."""
-    return [
-        s for p in portals for name in p.providers for s in split_secrets(p.provider_secret(name))
-    ]

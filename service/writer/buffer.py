@@ -30,6 +30,8 @@ class Ref:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    #: the partition's ownership epoch when this record was read (``ports.Claim``)
+    epoch: int = 0
 
     @property
     def size(self) -> int:
@@ -46,6 +48,8 @@ class Pending:
     events: list[CallEvent] = field(default_factory=list)
     refs: list[Ref] = field(default_factory=list)
     not_before: float = 0.0  # retry / reconcile back-off
+    #: the partition's ownership epoch its records were read in (``ports.Claim``)
+    epoch: int = 0
     #: the portal the call belongs to, and its key there (``provider:call_id``)
     portal: str = field(init=False)
     call_key: str = field(init=False)
@@ -56,6 +60,11 @@ class Pending:
     @property
     def size(self) -> int:
         return sum(r.size for r in self.refs)
+
+    @property
+    def claim(self) -> tuple[int, int]:
+        """(partition, epoch): what this writer must still own to write or settle it."""
+        return (self.partition, self.epoch)
 
     def counterparts(self) -> list[str]:
         return sorted({e.counterpart for e in self.events if e.counterpart})
@@ -99,7 +108,7 @@ class Buffer:
         offset). False when the event duplicates one already buffered."""
         pending = self._pending.get(key)
         if pending is None:
-            pending = self._pending[key] = Pending(key, ref.partition, now)
+            pending = self._pending[key] = Pending(key, ref.partition, now, epoch=ref.epoch)
         pending.refs.append(ref)
         self.events += 1
         self.bytes += ref.size

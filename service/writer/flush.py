@@ -15,15 +15,20 @@ A ``Flusher`` serves one portal: its ``CallsPort`` and ``ContactsPort`` are that
 inside the portal (``Pending.call_key``) while records are kept by the key across portals
 (``Pending.key``), and a pause it reports is that portal's alone.
 
-Fencing: before each write (a HubSpot request, ``calls.ids``, the DLQ) it asks the
-``Ownership`` port which partitions this writer still owns; calls of a lost partition are
+Fencing: before each write (``calls.ids``, the DLQ, and each attempt of a HubSpot
+request, through the port's ``fence``) it asks the ``Ownership`` port which of its
+calls' claims (partition and epoch) this writer still owns; calls of a lost claim are
 *abandoned*: nothing more is written for them and they are neither settled nor retried
-here (the partition's new owner reads them again, and their durable intents tell it
-what may have landed).
+here (the partition's new owner, or this writer in the partition's new epoch, reads them
+again, and their durable intents tell it what may have landed).
+
+Kafka unavailable (``StoreUnavailable`` from the record store or the DLQ): no create is
+sent without its intent, nothing is settled, and the calls are planned again later.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,11 +61,13 @@ from service.writer.ports import (
     ContactsUnavailable,
     CreateInput,
     DeadLetterSink,
+    Fence,
     Found,
     LookupOutcome,
     Ownership,
     RecordStore,
     Refused,
+    StoreUnavailable,
     Transient,
     Unknown,
     UpdateInput,
@@ -193,15 +200,39 @@ class _Run:
         self.persist[pending.key] = (pending.partition, record)
 
     async def owned(self, pendings: Sequence[Pending]) -> set[str]:
-        """Keys of ``pendings`` whose partitions this writer still owns; the others are
-        abandoned."""
+        """Keys of ``pendings`` whose claims (partition and epoch) this writer still owns;
+        the others are abandoned."""
         if not pendings:
             return set()
-        owned = await self.f.ownership.confirm({p.partition for p in pendings})
-        lost = [p for p in pendings if p.partition not in owned]
+        owned = await self.f.ownership.confirm({p.claim for p in pendings})
+        lost = [p for p in pendings if p.claim not in owned]
         if lost:
             self.abandon(lost)
-        return {p.key for p in pendings if p.partition in owned}
+        return {p.key for p in pendings if p.claim in owned}
+
+    def fence(self, pendings: Sequence[Pending]) -> Fence:
+        """What a write of ``pendings`` asks before each attempt: are their claims all
+        still owned? (A request waiting out a 429 or the pacing is not sent otherwise.)"""
+        claims = {p.claim for p in pendings}
+
+        async def still_owned() -> bool:
+            return claims <= await self.f.ownership.confirm(claims)
+
+        return still_owned
+
+    async def put(self, items: Sequence[tuple[str, int, CallRecord]]) -> bool:
+        """Write records durably; False (and the portal told to wait) when Kafka cannot
+        take them now."""
+        try:
+            await self.f.store.put(items)
+        except StoreUnavailable as exc:
+            self.unavailable(exc)
+            return False
+        return True
+
+    def unavailable(self, exc: StoreUnavailable) -> None:
+        log.warning("calls_ids_unavailable", portal=self.f.portal, error=str(exc)[:200])
+        self.report.pause = _worse(self.report.pause, Transient(f"Kafka unavailable: {exc}"))
 
     def abandon(self, pendings: Sequence[Pending]) -> None:
         gone = {p.key for p in pendings}
@@ -213,7 +244,11 @@ class _Run:
         self.report.retry = [(p, t) for p, t in self.report.retry if p.key not in gone]
         log.warning("partitions_lost_mid_flush", calls=len(gone))
 
-    def apply(self, pending: Pending, s: Settled, nxt: list[Decision | _Associate]) -> None:
+    def apply(
+        self, pending: Pending, s: Settled, nxt: list[Decision | _Associate], *, sent: bool
+    ) -> None:
+        """Carry out a write's outcome. ``sent``: HubSpot answered a request of this flush
+        for the call (False: nothing needed sending, e.g. an update of no property)."""
         self.f.index = s.index
         if s.record is not None:
             self.keep(pending, s.record)
@@ -221,8 +256,8 @@ class _Run:
             self.report.pause = _worse(self.report.pause, s.pause)
         if s.failure is not None:
             self.report.dead.append((pending, s.failure))
-        elif (s.settled or s.associate) and self.f.on_written is not None:
-            self.f.on_written()
+        elif sent and (s.settled or s.associate) and self.f.on_written is not None:
+            self.f.on_written()  # HubSpot accepted it: the portal can write
         if s.settled:
             self.done.append(pending)
         elif s.retry_at is not None:
@@ -356,9 +391,11 @@ class _Run:
             return
         now = self.f.wall()
         intents = {c.pending.key: core.intent(c, self.record(c.pending), now) for c in creates}
-        await self.f.store.put(
+        if not await self.put(
             [(c.pending.key, c.pending.partition, intents[c.pending.key]) for c in creates]
-        )
+        ):  # no intent, no create: try them again
+            self.report.retry += [(c.pending, now + self.f.policy.retry_s) for c in creates]
+            return
         for c in creates:
             self.records[c.pending.key] = intents[c.pending.key]
         owned = await self.owned([c.pending for c in creates])  # lost while writing intents?
@@ -373,12 +410,13 @@ class _Run:
             CreateInput(c.pending.call_key, dict(c.merged.properties), c.associations)
             for c in creates
         ]
-        answers = await self._send(self.f.calls.create, inputs)
+        fence = self.fence([c.pending for c in creates])
+        answers = await self._send(functools.partial(self.f.calls.create, fence=fence), inputs)
         now = self.f.wall()
         for c in creates:
             answer = answers.get(c.pending.call_key, Unknown("no answer for this input"))
             s = core.settle(c, answer, intents[c.pending.key], now, self.f.policy, self.f.index)
-            self.apply(c.pending, s, nxt)
+            self.apply(c.pending, s, nxt, sent=c.pending.call_key in answers)
 
     async def _updates(self, updates: list[Update], nxt: list[Decision | _Associate]) -> None:
         owned = await self.owned([u.pending for u in updates])
@@ -388,12 +426,19 @@ class _Run:
             for u in updates
             if u.merged.delta
         ]
-        answers = await self._send(self.f.calls.update, inputs)
+        fence = self.fence([u.pending for u in updates])
+        answers = await self._send(functools.partial(self.f.calls.update, fence=fence), inputs)
+        sent = {i.key for i in inputs}
         now = self.f.wall()
         for u in updates:
-            answer = answers.get(u.pending.call_key, Written(u.hubspot_id))  # nothing to send
+            key = u.pending.call_key
+            answer: WriteOutcome
+            if key in sent:
+                answer = answers.get(key, Unknown("no answer for this input"))
+            else:  # no property changed: nothing was sent, nothing is to be written
+                answer = Written(u.hubspot_id)
             s = core.settle(u, answer, self.record(u.pending), now, self.f.policy, self.f.index)
-            self.apply(u.pending, s, nxt)
+            self.apply(u.pending, s, nxt, sent=key in answers)
 
     async def _associate(self, links: list[_Associate], nxt: list[Decision | _Associate]) -> None:
         owned = await self.owned([a.pending for a in links])
@@ -406,7 +451,7 @@ class _Run:
         for a in links:
             answer = answers.get(a.pending.call_key, Unknown("no answer for this input"))
             s = core.associated(a.record, a.contacts, answer, now, self.f.policy)
-            self.apply(a.pending, s, nxt)
+            self.apply(a.pending, s, nxt, sent=a.pending.call_key in answers)
 
     # -- the end of the flush -------------------------------------------------------------
 
@@ -416,11 +461,22 @@ class _Run:
         concerned |= {p.key: p for p, _ in self.report.retry if p.key in self.persist}
         owned = await self.owned(list(concerned.values()))
         items = [(k, part, rec) for k, (part, rec) in self.persist.items() if k in owned]
-        if items:
-            await self.f.store.put(items)
         letters = [(ref, f) for p, f in self.report.dead if p.key in owned for ref in p.refs]
-        if letters:
-            await self.f.dead_letters.send(letters, portal=self.f.portal)
+        try:
+            if items:
+                await self.f.store.put(items)
+            if letters:
+                await self.f.dead_letters.send(letters, portal=self.f.portal)
+        except StoreUnavailable as exc:
+            # What HubSpot took is not recorded: settle nothing, plan the calls again
+            # (from their records as they were: a create's intent leads to a lookup).
+            self.unavailable(exc)
+            at = self.f.wall() + self.f.policy.retry_s
+            retried = {p.key for p, _ in self.report.retry}
+            self.report.retry += [(p, at) for p in self.done if p.key not in retried]
+            self.report.dead = []
+            self.done = []
+            return
         self.report.settled += [p for p in self.done if p.key in owned]
 
 

@@ -16,6 +16,7 @@ Which HubSpot trouble means what:
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Final, TypeVar
 
@@ -29,6 +30,7 @@ from service.hubspot.errors import (
     HubSpotConflict,
     HubSpotDailyLimitExceeded,
     HubSpotError,
+    HubSpotFenced,
     HubSpotMissingScopes,
     HubSpotRateLimited,
     HubSpotUnavailable,
@@ -44,6 +46,7 @@ from service.writer.ports import (
     ContactsUnavailable,
     CreateInput,
     Exists,
+    Fence,
     Found,
     LookupOutcome,
     Refused,
@@ -81,6 +84,8 @@ def trouble(
         return Blocked(f"HubSpot refused the token ({exc.status} {exc.category})", "auth")
     if isinstance(exc, HubSpotUnknownOutcome):
         return Unknown(str(exc))
+    if isinstance(exc, HubSpotFenced):  # not sent: its calls are no longer ours
+        return Transient(str(exc))
     if isinstance(exc, HubSpotRateLimited):
         return Transient(str(exc), exc.retry_after_s)
     if isinstance(exc, HubSpotUnavailable):
@@ -151,13 +156,19 @@ class HubSpotCalls:
         self.client = client
         self.key_property = key_property
 
-    async def create(self, inputs: Sequence[CreateInput]) -> Mapping[str, WriteOutcome]:
-        return await _batched(self._create, inputs)
+    async def create(
+        self, inputs: Sequence[CreateInput], *, fence: Fence | None = None
+    ) -> Mapping[str, WriteOutcome]:
+        return await _batched(functools.partial(self._create, fence=fence), inputs)
 
-    async def update(self, inputs: Sequence[UpdateInput]) -> Mapping[str, WriteOutcome]:
-        return await _batched(self._update, inputs)
+    async def update(
+        self, inputs: Sequence[UpdateInput], *, fence: Fence | None = None
+    ) -> Mapping[str, WriteOutcome]:
+        return await _batched(functools.partial(self._update, fence=fence), inputs)
 
-    async def _create(self, inputs: Sequence[CreateInput]) -> Mapping[str, WriteOutcome]:
+    async def _create(
+        self, inputs: Sequence[CreateInput], *, fence: Fence | None
+    ) -> Mapping[str, WriteOutcome]:
         keys = [i.key for i in inputs]
         payload = [
             create_input(
@@ -172,7 +183,7 @@ class HubSpotCalls:
             for i in inputs
         ]
         try:
-            response = await self.client.batch_create_calls(payload)
+            response = await self.client.batch_create_calls(payload, fence=fence)
         except HubSpotError as exc:
             return dict.fromkeys(keys, trouble(exc, "batchCreateCalls", len(keys), create=True))
         items = outcomes(
@@ -188,11 +199,13 @@ class HubSpotCalls:
             k: _item(o, "batchCreateCalls", create=True, status=status) for k, o in items.items()
         }
 
-    async def _update(self, inputs: Sequence[UpdateInput]) -> Mapping[str, WriteOutcome]:
+    async def _update(
+        self, inputs: Sequence[UpdateInput], *, fence: Fence | None
+    ) -> Mapping[str, WriteOutcome]:
         keys = [i.key for i in inputs]
         payload = [update_input(i.hubspot_id, i.properties, trace_id=i.key) for i in inputs]
         try:
-            response = await self.client.batch_update_calls(payload)
+            response = await self.client.batch_update_calls(payload, fence=fence)
         except HubSpotError as exc:
             return dict.fromkeys(keys, trouble(exc, "batchUpdateCalls", len(keys)))
         items = outcomes(

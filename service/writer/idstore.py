@@ -19,7 +19,6 @@ and counted (``callbridge_writer_ids_undecodable_total``): it cannot stall a par
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,12 +26,13 @@ from pathlib import Path
 
 import msgspec
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from service import metrics
 from service.clock import Now
 from service.kafkaread import read_to_end
+from service.writer.kafka import Outgoing, WriterProducer
 from service.writer.records import CallRecord, decode_record, encode_record
 
 log = structlog.get_logger()
@@ -58,7 +58,7 @@ class IdStore:
         self,
         bootstrap: str,
         topic: str,
-        producer: AIOKafkaProducer,
+        producer: WriterProducer,
         *,
         path: Path,
         retention_s: float = float("inf"),
@@ -203,13 +203,12 @@ class IdStore:
         self.owned -= partitions
 
     async def put(self, items: Sequence[tuple[str, int, CallRecord]]) -> None:
-        """Durably write records (broker acks awaited), then keep them locally."""
+        """Durably write records (broker acks awaited), then keep them locally.
+        ``StoreUnavailable`` when Kafka cannot take them (nothing kept locally)."""
         if not items:
             return
         values = [(key, part, encode_record(record)) for key, part, record in items]
-        futures = [
-            await self.producer.send(self.topic, value=value, key=key.encode(), partition=part)
-            for key, part, value in values
-        ]
-        await asyncio.gather(*futures)
+        await self.producer.send_all(
+            [Outgoing(self.topic, value, key.encode(), part) for key, part, value in values]
+        )
         self._apply([(k, p, v) for k, p, v in values], {})

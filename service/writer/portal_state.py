@@ -62,9 +62,12 @@ def after_flush(
 ) -> float | None:
     """Update ``state`` from a flush of its portal; the pause's length in seconds, or None
     when the flush did not pause it. A flush that settled calls without trouble clears a
-    pause; one that settled nothing and met no trouble leaves the state as it was."""
+    transient pause; one that settled nothing and met no trouble leaves the state as it
+    was. A block (a refused token, the daily limit) is lifted only by a write HubSpot
+    accepted (the flush's ``on_written``): calls settled without one (no-ops, dead
+    letters) say nothing of the token."""
     if pause is None:
-        if settled_any:
+        if settled_any and not state.blocked:
             state.failures = 0
             state.kind = None
             state.reason = None

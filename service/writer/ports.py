@@ -14,11 +14,21 @@ same ports. A port method never raises for a HubSpot answer; it says what happen
 - ``Transient``: not applied, retry later (429, a connection that never reached HubSpot);
 - ``Blocked``: not applied, and nothing will be until an operator or the clock acts
   (401/403: token or scopes; the daily limit).
+
+Ownership is claimed per *epoch*: a ``Claim`` is a partition as this writer was given it
+(``Ref.epoch``). A new assignment, or a rewind, gives the partition a new epoch, so work
+taken under an old one is no longer owned even when the partition came back: it can
+neither write nor settle. Every HubSpot write is sent through a ``Fence`` that confirms
+its claims just before each attempt (a request waiting out a 429 or the pacing is not
+sent once its partitions were revoked).
+
+``RecordStore.put`` and ``DeadLetterSink.send`` raise ``StoreUnavailable`` when Kafka
+cannot take the records now: nothing is settled, the calls are tried again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -70,6 +80,11 @@ class Found:
 
 
 WriteOutcome = Written | Exists | Unknown | Refused | Transient | Blocked
+
+#: (partition, epoch): a partition as this writer was given it
+Claim = tuple[int, int]
+#: asked before each attempt of a write: True while its calls' claims are still owned
+Fence = Callable[[], Awaitable[bool]]
 LookupOutcome = Found | Refused | Transient | Blocked
 
 
@@ -104,9 +119,15 @@ class CallsPort(Protocol):
     #: the unique property creates carry and lookups read by; None: search reconciliation
     key_property: str | None
 
-    async def create(self, inputs: Sequence[CreateInput]) -> Mapping[str, WriteOutcome]: ...
+    async def create(
+        self, inputs: Sequence[CreateInput], *, fence: Fence | None = None
+    ) -> Mapping[str, WriteOutcome]:
+        """Create the calls; an attempt ``fence`` refuses is not sent (``Transient``)."""
+        ...
 
-    async def update(self, inputs: Sequence[UpdateInput]) -> Mapping[str, WriteOutcome]: ...
+    async def update(
+        self, inputs: Sequence[UpdateInput], *, fence: Fence | None = None
+    ) -> Mapping[str, WriteOutcome]: ...
 
     async def associate(self, inputs: Sequence[AssociateInput]) -> Mapping[str, WriteOutcome]:
         """Associate each call with more contacts (creating an existing one is a no-op)."""
@@ -131,6 +152,10 @@ class ContactsUnavailable(Exception):
         self.outcome = outcome
 
 
+class StoreUnavailable(Exception):
+    """Kafka cannot take the records (or dead letters) now: nothing was settled."""
+
+
 class RecordStore(Protocol):
     """The durable per-call records (``calls.ids``), of the partitions this writer owns."""
 
@@ -151,8 +176,8 @@ class DeadLetterSink(Protocol):
 
 
 class Ownership(Protocol):
-    async def confirm(self, partitions: Collection[int]) -> set[int]:
-        """Of ``partitions``, the ones this writer still owns *now*: fencing. A writer
-        that was frozen, lost its session or ran past ``max.poll.interval.ms`` finds out
-        here, before it writes, instead of after."""
+    async def confirm(self, claims: Collection[Claim]) -> set[Claim]:
+        """Of ``claims``, the ones this writer still owns *now*, in that epoch: fencing.
+        A writer that was frozen, lost its session, ran past ``max.poll.interval.ms``, or
+        lost a partition and got it back, finds out here, before it writes."""
         ...

@@ -38,19 +38,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import itertools
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import TopicPartition
 from starlette.applications import Starlette
 
-from handlers.event import DEFAULT_PORTAL, split_portal_key
+from handlers.event import DEFAULT_PORTAL, portal_key, split_portal_key
 from service import metrics
 from service.clock import SYSTEM, Clock
 from service.config import Settings
@@ -58,7 +61,7 @@ from service.contacts import ContactMatcher, make_contact_matcher
 from service.deadletter import Failure
 from service.hubspot import HubSpotClient
 from service.hubspot.errors import HubSpotError, HubSpotNotFound
-from service.kafka import ensure_topics, make_producer
+from service.kafka import ensure_topics
 from service.model import decode_event
 from service.portals import PORTAL_ID, Portal, load_portals
 from service.wiring import portal_clients
@@ -72,9 +75,10 @@ from service.writer.hubspot import (
     HubSpotContacts,
 )
 from service.writer.idstore import IdStore
-from service.writer.kafka import KafkaDeadLetters
+from service.writer.kafka import KafkaDeadLetters, WriterProducer
 from service.writer.offsets import OffsetTracker
 from service.writer.portal_state import FAIR_CALLS, PortalState, after_flush, rotation
+from service.writer.ports import Claim, CreateInput, Fence, StoreUnavailable, WriteOutcome
 from service.writer.shedding import Shedding, to_evict
 
 log = structlog.get_logger()
@@ -82,6 +86,26 @@ log = structlog.get_logger()
 #: liveness: the writer is considered stuck when it has not polled Kafka for this long
 LIVENESS_S = 60.0
 POLL_RECORDS = 1000
+#: the call-key property unreadable at start: read again after this, doubling up to the max
+KEY_PROBE_FIRST_S = 1.0
+KEY_PROBE_MAX_S = 60.0
+
+
+class _SearchCalls(HubSpotCalls):
+    """A portal's calls in search mode because its call-key property could not be read:
+    the keys it sent creates for are remembered. A create sent without the key property
+    is found by search only, so the switch to key mode waits until none of them is of
+    unknown outcome (a read by the key would miss it and create the call twice)."""
+
+    def __init__(self, client: HubSpotClient) -> None:
+        super().__init__(client, None)
+        self.created: set[str] = set()
+
+    async def create(
+        self, inputs: Sequence[CreateInput], *, fence: Fence | None = None
+    ) -> Mapping[str, WriteOutcome]:
+        self.created.update(i.key for i in inputs)
+        return await super().create(inputs, fence=fence)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -128,7 +152,7 @@ class Writer:
         self._held_logged = False
         self.consumer: AIOKafkaConsumer | None = None
         self.store: IdStore | None = None
-        self.producer: AIOKafkaProducer = make_producer(settings)
+        self.producer = WriterProducer(settings)
         self._undecodable: list[tuple[Ref, Failure]] = []
         #: partitions whose calls.ids records are loaded: only these are consumed
         self.loaded: set[int] = set()
@@ -140,6 +164,12 @@ class Writer:
         self._tasks: list[asyncio.Task[None]] = []
         #: partitions to read again from their committed offsets (calls abandoned, fenced)
         self._rewinds: set[int] = set()
+        #: each owned partition's ownership epoch: new at every assignment and rewind, so
+        #: work taken under an older one (a flush still out) can neither write nor settle
+        self._epochs: dict[int, int] = {}
+        self._epoch_seq = itertools.count(1)
+        #: the partitions each portal's flush in flight holds calls of
+        self._flight_parts: dict[str, set[int]] = {}
         #: portals shedding, and the offsets they shed per partition (``shedding``)
         self._shed = Shedding(len(self.portals), settings.writer_max_buffer)
 
@@ -204,16 +234,22 @@ class Writer:
         if s.contact_index_dir is None:  # beside the ids map: per writer, unless configured
             contact_settings = s.model_copy(update={"contact_index_dir": state / "contacts"})
         dead_letters = KafkaDeadLetters(self.producer, s.topic_dlq)
+        #: portals whose call-key property could not be read: read again in the background
+        self._unread: set[str] = set()
+        self._key_probes: list[asyncio.Task[None]] = []
         for portal in self.portals:
             client = self.clients[portal.id]
             key_property = await self._key_property(client, portal.id)
+            calls = HubSpotCalls(client, key_property)
+            if portal.id in self._unread:
+                calls = _SearchCalls(client)
             # one matcher per portal: its index is <contact dir>/<portal>.sqlite3
             matcher = make_contact_matcher(
                 client, contact_settings, self.clock.wall, portal=portal.id
             )
             self.matchers[portal.id] = matcher
             self.flushers[portal.id] = Flusher(
-                calls=HubSpotCalls(client, key_property),
+                calls=calls,
                 store=self.store,
                 dead_letters=dead_letters,
                 ownership=self,
@@ -242,6 +278,9 @@ class Writer:
         await self.consumer.start()
         self.consumer.subscribe([s.topic_events], listener=_Rebalance(self))
         self.started = True
+        self._key_probes = [
+            asyncio.create_task(self._probe_key_property(p)) for p in sorted(self._unread)
+        ]
         log.info(
             "writer_started",
             topic=s.topic_events,
@@ -251,30 +290,136 @@ class Writer:
         )
 
     async def _key_property(self, hubspot: HubSpotClient, portal: str) -> str | None:
-        """Whether the portal has the unique call-key property (``callbridge hubspot setup``)."""
+        """Whether the portal has the unique call-key property (``callbridge hubspot setup``).
+        Not there (404) or not unique: search mode. Unreadable (5xx, 429, a timeout or a
+        refused token after the client's retries): search mode too (safe), and the portal
+        is in ``_unread``: ``_probe_key_property`` reads it again in the background."""
         try:
             found = await hubspot.get_call_property(KEY_PROPERTY)
         except HubSpotNotFound:
             found = None
         except HubSpotError as exc:
-            log.warning("call_key_property_unreadable", portal=portal, error=str(exc))
-            found = None
-        unique = found is not None and found.has_unique_value
-        mode = self.states[portal].mode = "key" if unique else "search"
+            log.warning(
+                "call_key_property_unreadable",
+                portal=portal,
+                error=str(exc),
+                retry_in_s=KEY_PROBE_FIRST_S,
+            )
+            self._unread.add(portal)
+            self._reconcile_mode(
+                portal,
+                "search",
+                f"{KEY_PROPERTY} could not be read ({exc.status} {exc.category}): search "
+                "until it is read again",
+            )
+            return None
+        if found is not None and found.has_unique_value:
+            self._reconcile_mode(portal, "key")
+            return KEY_PROPERTY
+        self._reconcile_mode(
+            portal, "search", f"no unique {KEY_PROPERTY} property: run `callbridge hubspot setup`"
+        )
+        return None
+
+    def _reconcile_mode(self, portal: str, mode: str, reason: str | None = None) -> None:
+        """Set, log and export (``callbridge_writer_portal_reconcile_mode``, and for the
+        first portal ``callbridge_reconcile_mode``) the portal's reconcile mode."""
+        self.states[portal].mode = mode
         for m in ("key", "search"):
             if portal == self.portals[0].id:
                 metrics.RECONCILE_MODE.labels(m).set(1 if m == mode else 0)
             metrics.WRITER_PORTAL_RECONCILE_MODE.labels(portal, m).set(1 if m == mode else 0)
-        if unique:
+        if mode == "key":
             log.info("reconcile_mode", portal=portal, mode="key", property=KEY_PROPERTY)
-            return KEY_PROPERTY
-        log.warning(
-            "reconcile_mode",
-            portal=portal,
-            mode="search",
-            reason=f"no unique {KEY_PROPERTY} property: run `callbridge hubspot setup`",
-        )
-        return None
+        else:
+            log.warning("reconcile_mode", portal=portal, mode="search", reason=reason)
+
+    async def _probe_key_property(self, portal: str) -> None:
+        """The portal's call-key property was unreadable at start: read it again with
+        back-off until it is read; found unique, switch the portal to key mode (between
+        its flushes). Ends when the writer stops."""
+        client = self.clients[portal]
+        wait = KEY_PROBE_FIRST_S
+        while not await self._stopped_within(wait):
+            probe = asyncio.ensure_future(client.get_call_property(KEY_PROPERTY))
+            if not await self._unless_stopped(probe):
+                return
+            try:
+                found = probe.result()
+            except HubSpotNotFound:
+                found = None
+            except HubSpotError as exc:
+                wait = min(KEY_PROBE_MAX_S, wait * 2)
+                log.warning(
+                    "call_key_property_unreadable", portal=portal, error=str(exc), retry_in_s=wait
+                )
+                continue
+            self._unread.discard(portal)
+            if found is None or not found.has_unique_value:
+                self._reconcile_mode(
+                    portal,
+                    "search",
+                    f"no unique {KEY_PROPERTY} property: run `callbridge hubspot setup`",
+                )
+                return
+            await self._switch_to_key_mode(portal)
+            return
+
+    async def _switch_to_key_mode(self, portal: str) -> None:
+        """Give the portal's ``Flusher`` the key-mode policy and calls port, when no flush
+        of the portal is in flight (nor a revocation's) and none of the creates it sent in
+        search mode is of unknown outcome (those are found by search only)."""
+        flusher = self.flushers[portal]
+        deferred = False
+        while True:
+            flight = self._flights.get(portal)
+            busy = (flight is not None and not flight.done()) or self._revoking > 0
+            unknown = set() if busy else self._search_creates_unknown(portal)
+            if not busy and not unknown:
+                break
+            if unknown and not deferred:
+                deferred = True
+                log.info("reconcile_mode_switch_deferred", portal=portal, unknown=len(unknown))
+            if await self._stopped_within(0.05 if busy else 0.5):
+                return
+        flusher.policy = dataclasses.replace(flusher.policy, key_property=KEY_PROPERTY)
+        flusher.calls = HubSpotCalls(self.clients[portal], KEY_PROPERTY)
+        self._reconcile_mode(portal, "key")
+
+    def _search_creates_unknown(self, portal: str) -> set[str]:
+        """Keys of the creates the portal's search-mode port sent whose outcome is still
+        unknown (their records, of partitions this writer owns, hold an intent)."""
+        calls = self.flushers[portal].calls
+        if not isinstance(calls, _SearchCalls) or self.store is None:
+            return set()
+        store = self.store
+        calls.created = {
+            k
+            for k in calls.created
+            if (r := store.get(portal_key(portal, k))) is not None and r.intent_at is not None
+        }
+        return calls.created
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until the writer is told to stop; whether it was."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def _unless_stopped(self, task: asyncio.Future[Any]) -> bool:
+        """Await ``task`` unless the writer is told to stop first (then cancel it): whether
+        it finished."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        return False
 
     def stop(self) -> None:
         self._stop.set()
@@ -354,6 +499,7 @@ class Writer:
                 del self._flights[portal]
                 self._in_flight.pop(portal, None)
                 self._in_flight_bytes.pop(portal, None)
+                self._flight_parts.pop(portal, None)
                 task.result()
 
     def _launch(self, wall: float) -> None:
@@ -373,6 +519,7 @@ class Writer:
             if taken:
                 self._in_flight[portal] = sum(len(p.refs) for p in taken)
                 self._in_flight_bytes[portal] = sum(p.size for p in taken)
+                self._flight_parts[portal] = {p.partition for p in taken}
                 self._flights[portal] = asyncio.create_task(self._flush_portal(portal, taken))
 
     def _unknown_portals(self, wall: float) -> None:
@@ -519,6 +666,7 @@ class Writer:
             key=record.key,
             value=record.value or b"",
             headers=tuple(record.headers or ()),
+            epoch=self._epochs.get(partition, 0),
         )
         try:
             event = decode_event(record.value or b"")
@@ -548,8 +696,8 @@ class Writer:
         self._settle(report.settled)
         self._calls_written(portal, report.settled)
         for pending, at in report.retry:
-            # a partition revoked meanwhile is read by its owner; one being rewound, again
-            if pending.partition in self.loaded and pending.partition not in self._rewinds:
+            # a partition revoked meanwhile is read by its owner; one rewound, again
+            if self._current(pending.claim):
                 self.buffer.restore([pending], not_before=at)
         dead = {p.key for p, _ in report.dead}
         written = sum(1 for p in report.settled if p.key not in dead)
@@ -557,7 +705,9 @@ class Writer:
         metrics.WRITER_PORTAL_CALLS.labels(portal, "dead_lettered").inc(len(dead))
         if report.abandoned:
             metrics.WRITER_FENCED.inc()
-            self._quarantine({p.partition for p in report.abandoned})
+            # fenced in the epoch it was taken in: read the partition again (an older
+            # epoch was revoked or rewound already: its records are read anew)
+            self._quarantine({p.partition for p in report.abandoned if self._current(p.claim)})
         for decision, n in report.counts.items():
             metrics.WRITER_DECISIONS.labels(decision).inc(n)
         metrics.WRITER_COALESCED.inc(sum(max(0, len(p.refs) - 1) for p in report.settled))
@@ -630,25 +780,40 @@ class Writer:
         if not self._undecodable:
             return
         items, self._undecodable = self._undecodable, []
-        partitions = {ref.partition for ref, _ in items}
-        owned = await self.confirm(partitions)
-        if partitions - owned:  # fenced: read them again rather than leave them unsettled
-            self._quarantine(partitions - owned)
-        items = [(ref, f) for ref, f in items if ref.partition in owned]
+        claims = {(ref.partition, ref.epoch) for ref, _ in items}
+        owned = await self.confirm(claims)
+        lost = {p for p, e in claims - owned if self._current((p, e))}
+        if lost:  # fenced: read them again rather than leave them unsettled
+            self._quarantine(lost)
+        items = [(ref, f) for ref, f in items if (ref.partition, ref.epoch) in owned]
         assert self.flusher is not None
         by_portal: dict[str, list[tuple[Ref, Failure]]] = {}
         for ref, failure in items:  # the portal its Kafka key names, if any
             key = (ref.key or b"").decode("utf-8", "replace")
             by_portal.setdefault(split_portal_key(key)[0], []).append((ref, failure))
-        for portal, letters in by_portal.items():
-            await self.flusher.dead_letters.send(letters, portal=portal)
+        try:
+            for portal, letters in by_portal.items():
+                await self.flusher.dead_letters.send(letters, portal=portal)
+        except StoreUnavailable as exc:  # Kafka cannot take them now: again next step
+            log.warning("dead_letters_unavailable", records=len(items), error=str(exc)[:200])
+            self._undecodable = items + self._undecodable
+            return
         for ref, _ in items:
-            self.offsets.settled(ref.partition, ref.offset)
+            if self._current((ref.partition, ref.epoch)):
+                self.offsets.settled(ref.partition, ref.offset)
 
     def _settle(self, pendings: list[Pending]) -> None:
         for pending in pendings:
+            if not self._current(pending.claim):  # its offsets are another epoch's now
+                continue
             for ref in pending.refs:
                 self.offsets.settled(ref.partition, ref.offset)
+
+    def _current(self, claim: Claim) -> bool:
+        """Whether work of ``claim`` is still this writer's to settle or retry: the
+        partition is owned in that epoch and is not waiting to be rewound."""
+        partition, epoch = claim
+        return self._epochs.get(partition) == epoch and partition not in self._rewinds
 
     async def commit(self) -> bool:
         """Commit the settled positions; a success renews the lease. False: refused (this
@@ -708,16 +873,19 @@ class Writer:
                 self._rewinds.add(p)  # paused, and tried again at the next step
                 continue
             self.consumer.seek(tp, committed or 0)
+            self._epochs[p] = next(self._epoch_seq)  # what a flush still holds is stale
             self._rewinds.discard(p)
         log.warning("partitions_rewound", partitions=sorted(partitions - self._rewinds))
 
     # -- ownership (fencing) -----------------------------------------------------------
 
-    async def confirm(self, partitions: Collection[int]) -> set[int]:
-        """The partitions of ``partitions`` this writer owns now (the ``Ownership`` port)."""
+    async def confirm(self, claims: Collection[Claim]) -> set[Claim]:
+        """The claims of ``claims`` this writer owns now, in their epoch (the
+        ``Ownership`` port): assigned, loaded, not rewound since, and, once the lease is
+        older than a third of the session timeout, renewed by a commit the group takes."""
         assert self.consumer is not None
         assigned = {tp.partition for tp in self.consumer.assignment()} & self.loaded
-        wanted = set(partitions) & assigned
+        wanted = {(p, e) for p, e in claims if p in assigned and self._epochs.get(p) == e}
         lease_s = self.settings.writer_session_timeout_ms / 3000
         if wanted and self.clock.monotonic() - self.lease_at > lease_s:
             async with self._commit_lock:  # one commit at a time, as ``commit``
@@ -728,7 +896,7 @@ class Writer:
                 }
                 renewed = bool(current) and await self._commit(current)
             if not renewed:
-                log.warning("writer_fenced", partitions=sorted(wanted))
+                log.warning("writer_fenced", partitions=sorted({p for p, _ in wanted}))
                 return set()
         return wanted
 
@@ -742,6 +910,8 @@ class Writer:
             return
         topic = self.settings.topic_events
         self.consumer.pause(*[TopicPartition(topic, p) for p in partitions])
+        for p in partitions:
+            self._epochs[p] = next(self._epoch_seq)
         self.lease_at = self.clock.monotonic()  # the group just gave us these
         task = asyncio.create_task(self._load(partitions))
         for p in partitions:
@@ -757,7 +927,7 @@ class Writer:
                     await self.store.load(partitions)
                     self.loaded |= partitions
                 break
-            except (KafkaError, TimeoutError, OSError) as exc:
+            except (KafkaError, TimeoutError, OSError, StoreUnavailable) as exc:
                 attempt += 1
                 metrics.IDS_LOAD_FAILURES.inc()
                 wait = min(30.0, 0.5 * 2**attempt)
@@ -791,6 +961,9 @@ class Writer:
                         await self._flush_revoked(partitions)
                 await self.commit()
             finally:
+                for p in partitions:  # fenced from here on: no flush writes for them
+                    self._epochs.pop(p, None)
+                cancelled = await self._cancel_flights(partitions)
                 self._revoking -= 1
                 dropped = self.buffer.drop(partitions)
                 self.offsets.forget(partitions)
@@ -802,7 +975,33 @@ class Writer:
                 for p in partitions:
                     with contextlib.suppress(KeyError):
                         metrics.CONSUMER_LAG.remove(str(p))
-        log.info("partitions_revoked", partitions=sorted(partitions), dropped=len(dropped))
+        log.info(
+            "partitions_revoked",
+            partitions=sorted(partitions),
+            dropped=len(dropped),
+            flushes_cancelled=cancelled,
+        )
+
+    async def _cancel_flights(self, partitions: set[int]) -> int:
+        """End the portal flushes still out that hold calls of revoked ``partitions``
+        (their next HubSpot attempt would be fenced anyway; one sleeping out a 429 must
+        not outlive the revocation). Calls they held of partitions still owned are read
+        again. How many were cancelled."""
+        out = [
+            portal
+            for portal, parts in self._flight_parts.items()
+            if parts & partitions and not self._flights[portal].done()
+        ]
+        for portal in out:
+            self._flights[portal].cancel()
+        for portal in out:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._flights[portal]
+            del self._flights[portal]
+            self._in_flight.pop(portal, None)
+            self._in_flight_bytes.pop(portal, None)
+            self._quarantine(self._flight_parts.pop(portal) - partitions)
+        return len(out)
 
     async def _flush_revoked(self, partitions: set[int]) -> None:
         """Let the flushes in flight finish, then flush the revoked partitions' calls of

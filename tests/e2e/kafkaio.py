@@ -12,7 +12,10 @@ from service.model import CallEvent, encode_event
 async def produce_events(
     settings: Settings, events: list[CallEvent], raw: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    """Produce events in the given order (and raw key/value records), waiting for every ack."""
+    """Produce events in the given order (and raw key/value records), waiting for every ack.
+    Keyed and headed as the ingress does (``service.ingress.kafkalink``): the key is
+    ``e.portal_key`` (``provider:call_id`` in the ``default`` portal), the headers
+    ``event_id``, ``provider`` and ``portal``."""
     producer = make_producer(settings)
     await producer.start()
     try:
@@ -20,8 +23,12 @@ async def produce_events(
             await producer.send(
                 settings.topic_events,
                 value=encode_event(e),
-                key=e.key.encode(),
-                headers=[("event_id", e.event_id.encode()), ("provider", e.provider.encode())],
+                key=e.portal_key.encode(),
+                headers=[
+                    ("event_id", e.event_id.encode()),
+                    ("provider", e.provider.encode()),
+                    ("portal", e.portal.encode()),
+                ],
             )
             for e in events
         ]

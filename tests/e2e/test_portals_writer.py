@@ -28,19 +28,22 @@ from service.config import Settings
 from service.deadletter import parse as parse_dlq
 from service.hubspot.oauth import OAuthTokenProvider
 from service.hubspot.setup import ensure_call_key_property
-from service.kafka import make_producer
 from service.localkafka import free_port
-from service.model import CallEvent, encode_event
+from service.model import CallEvent
 from service.runtime import make_server
 from service.wiring import portal_clients
 from service.writer import Writer
 from tests.e2e.helpers import signed
+from tests.e2e.kafkaio import produce_events
 from tests.fixtures.kafka import KafkaEnv
-from tests.fixtures.sandbox import SandboxServer, start_sandbox, stop_sandbox
+from tests.fixtures.portals import BRAVO_RATE, portals_server
+from tests.fixtures.portals import PORTALS as THREE_PORTALS
+from tests.fixtures.portals import TOKENS as PORTAL_TOKENS
+from tests.fixtures.sandbox import SandboxServer, portal_stats, sandbox_request
 from tests.fixtures.services import serve_ingress, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKENS = {"acme": "tok-a", "bravo": "tok-b", "charlie": "tok-c", "delta": "tok-d"}
+TOKENS = {**PORTAL_TOKENS, "delta": "tok-d"}
 #: each portal's calls path (the test reads them the way the portal's writer writes)
 PATHS = {
     "acme": "/crm/v3/objects/calls",
@@ -48,61 +51,22 @@ PATHS = {
     "charlie": "/crm/objects/2026-03/calls",
     "delta": "/crm/objects/2026-09/calls",
 }
-BRAVO_RATE = 4
-PORTALS = f"""
-portals:
-  - id: acme
-    hubspot: {{token: tok-a, rate: 1000}}
-  - id: bravo
-    hubspot: {{token: tok-b, api_version: "2026-03", rate: {BRAVO_RATE}}}
-  - id: charlie
-    hubspot:
-      oauth: {{client_id: cid, client_secret: csec, refresh_token: rt-c}}
-      api_version: "2026-03"
-      rate: 1000
-  - id: delta
-    hubspot: {{token: tok-d, api_version: "2026-09", rate: 1000}}
+PORTALS = (
+    THREE_PORTALS
+    + """  - id: delta
+    hubspot: {token: tok-d, api_version: "2026-09", rate: 1000}
 """
+)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    s = start_sandbox(
-        "--token",
-        "tok-b",
-        "--token",
-        "tok-c",
-        "--token",
-        "tok-d",
-        "--oauth-app",
-        "cid:csec:rt-c:tok-c",
-        "--oauth-token-lifetime",
-        "3",
-        "--rate-limit",
-        "100000",
-        "--search-rate",
-        "1000",
-        log_dir=tmp_path_factory.mktemp("portals-writer-sandbox"),
-        token="tok-a",
-    )
-    try:
+    with portals_server(TOKENS, tmp_path_factory.mktemp("portals-writer-sandbox")) as s:
         yield s
-    finally:
-        stop_sandbox(s.process)
-
-
-async def control(
-    server: SandboxServer, method: str, path: str, token: str | None = None, **kw: Any
-) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30.0) as http:
-        return await http.request(method, path, **kw)
 
 
 async def stats(server: SandboxServer, portal: str) -> dict[str, Any]:
-    r = await control(server, "GET", "/_sandbox/stats", TOKENS[portal])
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return await portal_stats(server, TOKENS[portal])
 
 
 async def record_counts(server: SandboxServer, portals: list[str]) -> dict[str, int]:
@@ -120,7 +84,7 @@ async def calls_in(server: SandboxServer, portal: str) -> dict[str, dict[str, st
         }
         if after:
             params["after"] = after
-        r = await control(server, "GET", PATHS[portal], TOKENS[portal], params=params)
+        r = await sandbox_request(server, "GET", PATHS[portal], TOKENS[portal], params=params)
         assert r.status_code == 200, r.text
         page = r.json()
         for c in page["results"]:
@@ -149,24 +113,6 @@ def event(portal: str, call: int, kind: str = "call.ended", **fields: Any) -> Ca
     return msgspec.structs.replace(ev, portal=portal)
 
 
-async def produce(settings: Settings, events: list[CallEvent]) -> None:
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                settings.topic_events,
-                value=encode_event(e),
-                key=e.portal_key.encode(),
-                headers=[("event_id", e.event_id.encode()), ("provider", e.provider.encode())],
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 @dataclass
 class Running:
     writer: Writer
@@ -182,11 +128,15 @@ class Running:
 
 @pytest.fixture
 async def settings(server: SandboxServer, kafka: KafkaEnv, tmp_path: Path) -> Settings:
-    reset = await control(server, "POST", "/_sandbox/reset", json={"all": True})
+    reset = await sandbox_request(server, "POST", "/_sandbox/reset", json={"all": True})
     assert reset.status_code == 200
     for token in TOKENS.values():
-        assert (await control(server, "DELETE", "/_sandbox/faults", token)).status_code == 200
-        assert (await control(server, "DELETE", "/_sandbox/validation-rules", token)).is_success
+        assert (
+            await sandbox_request(server, "DELETE", "/_sandbox/faults", token)
+        ).status_code == 200
+        assert (
+            await sandbox_request(server, "DELETE", "/_sandbox/validation-rules", token)
+        ).is_success
     path = tmp_path / "portals.yaml"
     path.write_text(PORTALS)
     s = kafka.settings.model_copy(
@@ -302,7 +252,7 @@ async def test_three_portals_interleaved_land_each_in_its_own_portal(
     own 4 per 10 s while the others are not slowed; the 2026-03 portals use dated paths."""
     counts = {"acme": 40, "bravo": 12, "charlie": 25}
     answered = [event(p, i, "call.answered") for i in range(40) for p in counts if i < counts[p]]
-    await produce(settings, answered)
+    await produce_events(settings, answered)
 
     async def created() -> bool:
         return await record_counts(server, list(counts)) == counts
@@ -315,7 +265,7 @@ async def test_three_portals_interleaved_land_each_in_its_own_portal(
         if i < counts[p]
     ]
     started = asyncio.get_running_loop().time()
-    await produce(settings, ended)
+    await produce_events(settings, ended)
 
     async def acme_completed() -> bool:
         calls = await calls_in(server, "acme")
@@ -331,7 +281,7 @@ async def test_three_portals_interleaved_land_each_in_its_own_portal(
     # a third wave for bravo alone: its writer needs more requests than its budget holds
     # (its start-up read, the contact index page, the creates, two rounds of updates)
     notes = [event("bravo", i, "call.updated", title="Follow-up") for i in range(counts["bravo"])]
-    await produce(settings, notes)
+    await produce_events(settings, notes)
     everything = len(answered) + len(ended) + len(notes)
 
     async def bravo_settled() -> bool:
@@ -367,16 +317,18 @@ async def test_a_revoked_token_holds_only_its_portal_and_its_calls_land_once_res
     dead-lettered), bravo and charlie keep writing, /readyz stays 200 and /portals says
     why acme is paused; once the token is restored acme's calls land, one record each."""
     wave1 = [event(p, i) for i in range(5) for p in ("acme", "bravo", "charlie")]
-    await produce(settings, wave1)
+    await produce_events(settings, wave1)
 
     async def first() -> bool:
         return set((await record_counts(server, ["acme", "bravo", "charlie"])).values()) == {5}
 
     await wait_until(first, timeout_s=60)
-    r = await control(server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]})
+    r = await sandbox_request(
+        server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]}
+    )
     assert r.status_code == 200, r.text
     held = [event("acme", i) for i in range(5, 25)]
-    await produce(settings, held)
+    await produce_events(settings, held)
 
     async def acme_paused() -> bool:
         return bool((await running.portals())["acme"]["paused"])
@@ -385,7 +337,7 @@ async def test_a_revoked_token_holds_only_its_portal_and_its_calls_land_once_res
     # acme is paused (at least 10 s for a refused token): the others' new calls go at once
     started = asyncio.get_running_loop().time()
     others = [event(p, i) for i in range(5, 25) for p in ("charlie", "bravo")]
-    await produce(settings, others)
+    await produce_events(settings, others)
 
     async def charlie_written() -> bool:
         return (await record_counts(server, ["charlie"]))["charlie"] == 25
@@ -416,10 +368,10 @@ async def test_a_revoked_token_holds_only_its_portal_and_its_calls_land_once_res
     assert rows["acme"]["lag"] == 20
     assert await kafka.records(settings.topic_dlq) == []
     # acme's records are still only wave 1 (read with the revoked token's replacement)
-    r = await control(server, "GET", "/_sandbox/stats", "tok-a-off")
+    r = await sandbox_request(server, "GET", "/_sandbox/stats", "tok-a-off")
     assert r.json()["records"]["calls"] == 5
 
-    restored = await control(
+    restored = await sandbox_request(
         server, "POST", "/_sandbox/config", "tok-a-off", json={"tokens": ["tok-a"]}
     )
     assert restored.status_code == 200
@@ -440,14 +392,14 @@ async def test_an_oauth_portal_keeps_writing_across_an_access_token_expiry(
 ) -> None:
     """charlie's access tokens last 3 s: calls before and after an expiry are all written,
     the token refreshed ahead (a handful of refreshes, never a refused write)."""
-    await produce(settings, [event("charlie", i) for i in range(10)])
+    await produce_events(settings, [event("charlie", i) for i in range(10)])
 
     async def landed(n: int) -> bool:
         return (await stats(server, "charlie"))["records"]["calls"] == n
 
     await wait_until(lambda: landed(10), timeout_s=60)
     await asyncio.sleep(3.5)  # every access token issued so far has expired
-    await produce(settings, [event("charlie", i) for i in range(10, 30)])
+    await produce_events(settings, [event("charlie", i) for i in range(10, 30)])
     await wait_until(lambda: landed(30), timeout_s=60)
     s = await stats(server, "charlie")
     assert s["requests"]["oauthToken"].get("200", 0) >= 2
@@ -477,10 +429,10 @@ async def test_a_2026_09_validation_rule_dead_letters_that_call_only(
         ]
     }
     assert (
-        await control(server, "POST", "/_sandbox/validation-rules", "tok-d", json=rule)
+        await sandbox_request(server, "POST", "/_sandbox/validation-rules", "tok-d", json=rule)
     ).is_success
     if whole_batch:
-        r = await control(
+        r = await sandbox_request(
             server, "POST", "/_sandbox/faults", "tok-d", json={"reject_whole_batch": True}
         )
         assert r.status_code == 200
@@ -489,7 +441,7 @@ async def test_a_2026_09_validation_rule_dead_letters_that_call_only(
         event("delta", i, **({} if i in bad else {"recording_url": f"https://rec.example/{i}.mp3"}))
         for i in range(12)
     ] + [event("acme", i) for i in range(12)]  # acme (v3) ignores the rule: all written
-    await produce(settings, events)
+    await produce_events(settings, events)
 
     async def settled() -> bool:
         return await committed(kafka, settings.writer_group) == len(events)
@@ -514,26 +466,26 @@ async def test_a_failed_oauth_refresh_pauses_only_that_portal_until_the_grant_wo
     charlie alone is paused (logged, ``callbridge_writer_portal_paused{portal="charlie"}``),
     acme keeps writing, nothing is dead-lettered; once the app's grant is installed again
     charlie's calls land."""
-    await produce(settings, [event("charlie", 0)])
+    await produce_events(settings, [event("charlie", 0)])
 
     async def charlie_has(n: int) -> bool:
         return (await record_counts(server, ["charlie"]))["charlie"] == n
 
     await wait_until(lambda: charlie_has(1), timeout_s=60)
-    r = await control(
+    r = await sandbox_request(
         server,
         "POST",
         "/_sandbox/oauth",
         json={"revoke_refresh_token": "rt-c", "expire_access_tokens": True},
     )
     assert r.status_code == 200, r.text
-    await produce(settings, [event("charlie", i) for i in range(1, 11)])
+    await produce_events(settings, [event("charlie", i) for i in range(1, 11)])
 
     async def charlie_paused() -> bool:
         return bool((await running.portals())["charlie"]["paused"])
 
     await wait_until(charlie_paused, timeout_s=30)
-    await produce(settings, [event("acme", i) for i in range(10)])
+    await produce_events(settings, [event("acme", i) for i in range(10)])
 
     async def acme_written() -> bool:
         return (await record_counts(server, ["acme"]))["acme"] == 10
@@ -551,7 +503,7 @@ async def test_a_failed_oauth_refresh_pauses_only_that_portal_until_the_grant_wo
     assert await kafka.records(settings.topic_dlq) == []
 
     app = {"client_id": "cid", "client_secret": "csec", "refresh_token": "rt-c"}
-    r = await control(
+    r = await sandbox_request(
         server, "POST", "/_sandbox/oauth", json={"apps": [{**app, "portal_token": "tok-c"}]}
     )
     assert r.status_code == 200, r.text
@@ -592,7 +544,9 @@ async def test_a_paused_portals_backlog_ten_times_the_buffer_is_shed_not_starvin
     acme_before = shed_metric(generate_latest().decode(), "acme")
     writer = Writer(small)
     await writer.start()  # acme's key property read: key mode
-    r = await control(server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]})
+    r = await sandbox_request(
+        server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]}
+    )
     assert r.status_code == 200
     task = asyncio.create_task(writer.run())
     transport = httpx.ASGITransport(app=writer.health_app())
@@ -603,7 +557,7 @@ async def test_a_paused_portals_backlog_ten_times_the_buffer_is_shed_not_starvin
             events += [event("bravo", i // 10), event("delta", i // 10)]
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://w") as health:
-            await produce(small, events)
+            await produce_events(small, events)
 
             async def others_written() -> bool:
                 return await record_counts(server, ["bravo", "delta"]) == {
@@ -628,13 +582,13 @@ async def test_a_paused_portals_backlog_ten_times_the_buffer_is_shed_not_starvin
             assert state["acme"]["lag"] >= 600
             assert state["bravo"]["shed"] == 0 and state["bravo"]["shedding"] is False
             assert body["buffer"]["held_by_paused_portals"] is False
-            revoked = await control(server, "GET", "/_sandbox/stats", "tok-a-off")
+            revoked = await sandbox_request(server, "GET", "/_sandbox/stats", "tok-a-off")
             assert revoked.json()["records"]["calls"] == 0
             text = (await health.get("/metrics")).text
             assert shed_metric(text, "acme") - acme_before >= 600 - 20
             assert await committed(kafka, small.writer_group) < len(events)
             assert await kafka.records(small.topic_dlq) == []
-            restored = await control(
+            restored = await sandbox_request(
                 server, "POST", "/_sandbox/config", "tok-a-off", json={"tokens": ["tok-a"]}
             )
             assert restored.status_code == 200
@@ -678,7 +632,7 @@ async def test_a_slow_portals_backlog_is_shed_so_the_others_calls_behind_it_are_
     assert writer.clients["bravo"].session.budget.limit == 4
     task = asyncio.create_task(writer.run())
     try:
-        await produce(small, events)
+        await produce_events(small, events)
 
         async def acme_written() -> bool:
             return (await record_counts(server, ["acme"]))["acme"] == 60
@@ -711,7 +665,9 @@ async def test_a_single_portal_never_sheds_a_buffer_full_of_its_paused_calls(
             "writer_max_buffer": 30,
         }
     )
-    r = await control(server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]})
+    r = await sandbox_request(
+        server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]}
+    )
     assert r.status_code == 200
     before = shed_metric(generate_latest().decode(), "default")
     writer = Writer(single)
@@ -721,7 +677,7 @@ async def test_a_single_portal_never_sheds_a_buffer_full_of_its_paused_calls(
     calls = [event("default", i) for i in range(100)]
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://w") as health:
-            await produce(single, calls)
+            await produce_events(single, calls)
 
             async def held() -> bool:
                 body = (await health.get("/portals")).json()
@@ -735,7 +691,7 @@ async def test_a_single_portal_never_sheds_a_buffer_full_of_its_paused_calls(
             assert default["shedding"] is False
             assert writer._shed.offsets == {} and not writer._shed.enabled
             assert await committed(kafka, single.writer_group) < len(calls)
-            restored = await control(
+            restored = await sandbox_request(
                 server, "POST", "/_sandbox/config", "tok-a-off", json={"tokens": ["tok-a"]}
             )
             assert restored.status_code == 200
@@ -761,7 +717,7 @@ async def test_a_call_of_a_portal_not_in_the_file_is_dead_lettered_with_its_port
     be written: it is dead-lettered (``UNKNOWN_PORTAL``, ``dlq.portal: zulu``, replayable
     once the portal is back) and committed; acme's calls are written as usual."""
     events = [event("zulu", 0), *(event("acme", i) for i in range(3))]
-    await produce(settings, events)
+    await produce_events(settings, events)
 
     async def settled() -> bool:
         return await committed(kafka, settings.writer_group) == len(events)
@@ -782,7 +738,7 @@ async def test_an_event_whose_portal_is_no_portal_id_is_dead_lettered_not_routed
     acme under the key ``x/generic:c0``. It is dead-lettered as ``INVALID_EVENT`` instead,
     and acme gets only its own call."""
     bad = msgspec.structs.replace(event("acme", 0), portal="acme/x")
-    await produce(settings, [bad, event("acme", 1)])
+    await produce_events(settings, [bad, event("acme", 1)])
 
     async def settled() -> bool:
         return await committed(kafka, settings.writer_group) == 2
@@ -800,16 +756,18 @@ async def test_a_huge_backlog_of_one_portal_does_not_starve_another(
     """3,000 calls of acme (each request of acme answered after 1 s) are being written
     when 5 of charlie arrive: charlie's land before even acme's first flush is done (each
     portal flushes on its own, at most 1,000 calls at a time)."""
-    r = await control(server, "POST", "/_sandbox/faults", "tok-a", json={"latency_ms": 1000})
+    r = await sandbox_request(
+        server, "POST", "/_sandbox/faults", "tok-a", json={"latency_ms": 1000}
+    )
     assert r.status_code == 200
     backlog = [event("acme", i) for i in range(3000)]
-    await produce(settings, backlog)
+    await produce_events(settings, backlog)
 
     async def acme_flushing() -> bool:
         return int((await running.portals())["acme"]["in_flight"]) > 0
 
     await wait_until(acme_flushing, timeout_s=60)
-    await produce(settings, [event("charlie", i) for i in range(5)])
+    await produce_events(settings, [event("charlie", i) for i in range(5)])
 
     async def charlie_landed() -> bool:
         return (await record_counts(server, ["charlie"]))["charlie"] == 5

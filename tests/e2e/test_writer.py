@@ -474,6 +474,75 @@ async def test_a_second_writer_joining_rebalances_without_loss_or_duplicates(
     assert await kafka.records(kafka.settings.topic_dlq) == []
 
 
+async def test_a_write_delayed_past_its_revocation_never_lands_over_the_new_owners(
+    kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
+) -> None:
+    """Writer A's update waits out a 429 (10 s) inside its flush when writer B joins: A's
+    revocation may not wait that long, so B (and A itself, with the partitions it gets
+    back) write the calls' newer state meanwhile. A's delayed request, carrying the older
+    state, must never be sent after its partitions were revoked: it would overwrite the
+    newer values while every ``calls.ids`` record says they were written (the chaos run
+    of seed 722074: 15 calls left with wrong final properties)."""
+    settings = pipeline_settings.model_copy(
+        update={
+            "writer_linger_ms": 100,
+            "writer_session_timeout_ms": 6000,
+            "writer_flush_deadline_s": 2.0,  # a revocation waits 1 s for flushes in flight
+        }
+    )
+    calls = range(40)
+    await produce_events(
+        kafka.settings, [event(i, "call.answered", timedelta(minutes=i)) for i in calls]
+    )
+    a = await start_writer(settings)
+
+    async def settled(n: int) -> bool:
+        return sum((await committed_offsets(kafka, settings.writer_group)).values()) == n
+
+    await wait_until(lambda: settled(40), timeout_s=60)
+    sandbox.faults(rate_limit_burst=1, operations=["batchUpdateCalls"])
+    stale = [
+        event(
+            i,
+            "call.updated",
+            timedelta(minutes=i, seconds=10),
+            title=f"stale {i}",
+            event_id=f"c{i}:stale",
+        )
+        for i in calls
+    ]
+    await produce_events(kafka.settings, stale)
+
+    async def held_by_a_429() -> bool:
+        return stats_sum(sandbox.stats(), "batchUpdateCalls", "429") == 1
+
+    await wait_until(held_by_a_429)  # A's flush now sleeps 10 s before sending it again
+    b = await start_writer(settings)
+
+    async def both_assigned() -> bool:
+        return bool(a.writer.loaded) and bool(b.writer.loaded)
+
+    await wait_until(both_assigned)
+    fresh = [
+        event(
+            i,
+            "call.updated",
+            timedelta(minutes=i, seconds=20),
+            title=f"fresh {i}",
+            event_id=f"c{i}:fresh",
+        )
+        for i in calls
+    ]
+    await produce_events(kafka.settings, fresh)
+    await wait_until(lambda: settled(120), timeout_s=60)
+    await asyncio.sleep(12)  # past A's 10-s wait: its old request, if any, has been sent
+    titles = {
+        c["properties"]["hs_call_external_id"]: c["properties"]["hs_call_title"]
+        for c in all_calls(sandbox, PROPS)
+    }
+    assert titles == {f"generic:c{i}": f"fresh {i}" for i in calls}
+
+
 async def test_a_late_event_of_a_call_past_retention_updates_its_one_record(
     kafka: KafkaEnv, sandbox: SandboxHandle, start_writer, pipeline_settings
 ) -> None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from service.kafka import make_producer
+from service.writer.kafka import Outgoing, WriterProducer
+from service.writer.ports import StoreUnavailable
 from tests.e2e.helpers import all_calls
 from tests.e2e.kafkaio import produce_events
 from tests.e2e.test_writer import PROPS, committed_offsets, event
@@ -121,3 +124,23 @@ async def test_compressed_batches_of_every_codec_are_written(
         return len(all_calls(sandbox, PROPS)) == 30
 
     await wait_until(written, timeout_s=60)
+
+
+async def test_a_producer_that_met_a_fatal_error_is_replaced_and_the_next_send_works(
+    kafka: KafkaEnv,
+) -> None:
+    """The writer's producer after a non-retriable error (an idempotent producer whose
+    sequence the restarted broker no longer knows raises OutOfOrderSequenceNumber forever;
+    an oversized record raises MessageSizeTooLarge the same way): the send says
+    ``StoreUnavailable`` (the flush settles nothing), the producer is replaced, and the
+    next send is written."""
+    producer = WriterProducer(kafka.settings)
+    topic = kafka.settings.topic_ids
+    try:
+        with pytest.raises(StoreUnavailable, match="MessageSizeTooLarge"):
+            await producer.send_all([Outgoing(topic, b"x" * 2_000_000, b"big", 0)])
+        assert producer.replaced == 1
+        await producer.send_all([Outgoing(topic, b"{}", b"generic:after", 0)])
+    finally:
+        await producer.stop()
+    assert [r.key for r in await kafka.records(topic)] == [b"generic:after"]

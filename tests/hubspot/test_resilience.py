@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -12,6 +12,7 @@ from service.hubspot import (
     HubSpotAuthError,
     HubSpotClient,
     HubSpotDailyLimitExceeded,
+    HubSpotFenced,
     HubSpotUnavailable,
     HubSpotUnknownOutcome,
     create_input,
@@ -148,3 +149,53 @@ async def test_daily_limit_raises_a_distinct_error_without_retry(
         "callbridge_hubspot_rate_limited_total", {"policy": "DAILY", "portal": "default"}
     )
     assert after == before + 1
+
+
+def fence_after(n: int) -> tuple[Callable[[], Awaitable[bool]], list[int]]:
+    """A fence that lets ``n`` attempts through, then refuses; and how often it was asked."""
+    asked: list[int] = []
+
+    async def fence() -> bool:
+        asked.append(1)
+        return len(asked) <= n
+
+    return fence, asked
+
+
+async def test_a_retry_the_fence_refuses_is_not_sent(
+    hs: HubSpotClient, sandbox: SandboxHandle
+) -> None:
+    """An update answered 503 would be sent again; its fence says no (the writer lost the
+    calls' partitions meanwhile): HubSpotFenced, and HubSpot saw the first attempt only."""
+    created = await hs.batch_create_calls([create_input(call_props("a"), trace_id="t")])
+    call_id = created.results[0].id
+    sandbox.faults(error_rate=1.0, error_status=503, operations=["batchUpdateCalls"])
+    fence, asked = fence_after(1)
+    with pytest.raises(HubSpotFenced):
+        await hs.batch_update_calls([update_input(call_id, {"hs_call_title": "b"})], fence=fence)
+    assert len(asked) == 2
+    assert sandbox.stats()["requests"]["batchUpdateCalls"] == {"503": 1}
+
+
+async def test_a_fenced_retry_of_a_create_sent_before_is_an_unknown_outcome(
+    hs: HubSpotClient, sandbox: SandboxHandle
+) -> None:
+    """A create whose first attempt went unanswered (500) may have happened: when the fence
+    stops its retry, the caller hears "unknown", not "not sent"."""
+    sandbox.faults(error_rate=1.0, error_status=500, operations=["batchCreateCalls"])
+    fence, _ = fence_after(1)
+    with pytest.raises(HubSpotUnknownOutcome):
+        await hs.batch_create_calls(
+            [create_input(call_props("x"), trace_id="t")], retry_unknown=True, fence=fence
+        )
+    assert sandbox.stats()["requests"]["batchCreateCalls"] == {"500": 1}
+
+
+async def test_a_fence_that_refuses_at_once_sends_nothing(
+    hs: HubSpotClient, sandbox: SandboxHandle
+) -> None:
+    fence, _ = fence_after(0)
+    with pytest.raises(HubSpotFenced) as caught:
+        await hs.batch_create_calls([create_input(call_props("x"), trace_id="t")], fence=fence)
+    assert caught.value.category == "FENCED"
+    assert "batchCreateCalls" not in sandbox.stats()["requests"]

@@ -11,73 +11,31 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from service.config import Settings
 from service.hubspot import CallCreateInput, HubSpotClient
 from service.hubspot.oauth import OAuthTokenProvider
 from service.wiring import portal_clients
-from tests.fixtures.sandbox import SandboxServer, start_sandbox, stop_sandbox
+from tests.fixtures.portals import BRAVO_RATE, PORTALS, TOKENS, portals_server
+from tests.fixtures.sandbox import SandboxServer, portal_stats, sandbox_request
 
 TS = "2026-03-03T15:04:05.000Z"
-TOKENS = {"acme": "tok-a", "bravo": "tok-b", "charlie": "tok-c"}
-BRAVO_RATE = 4
-PORTALS = f"""
-portals:
-  - id: acme
-    hubspot: {{token: tok-a, rate: 1000}}
-  - id: bravo
-    hubspot: {{token: tok-b, api_version: "2026-03", rate: {BRAVO_RATE}}}
-  - id: charlie
-    hubspot:
-      oauth: {{client_id: cid, client_secret: csec, refresh_token: rt-c}}
-      api_version: "2026-03"
-      rate: 1000
-"""
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    s = start_sandbox(
-        "--token",
-        "tok-b",
-        "--token",
-        "tok-c",
-        "--oauth-app",
-        "cid:csec:rt-c:tok-c",
-        "--oauth-token-lifetime",
-        "3",
-        "--rate-limit",
-        "100000",
-        "--search-rate",
-        "1000",
-        log_dir=tmp_path_factory.mktemp("portals-sandbox"),
-        token="tok-a",
-    )
-    try:
+    with portals_server(TOKENS, tmp_path_factory.mktemp("portals-sandbox")) as s:
         yield s
-    finally:
-        stop_sandbox(s.process)
-
-
-async def control(
-    server: SandboxServer, method: str, path: str, portal: str | None = None, **kw: Any
-) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {TOKENS[portal]}"} if portal else {}
-    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
-        return await http.request(method, path, **kw)
 
 
 async def stats(server: SandboxServer, portal: str) -> dict[str, Any]:
-    r = await control(server, "GET", "/_sandbox/stats", portal)
-    assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return await portal_stats(server, TOKENS[portal])
 
 
 @pytest.fixture
 async def clients(server: SandboxServer, tmp_path: Path) -> AsyncIterator[dict[str, HubSpotClient]]:
-    reset = await control(server, "POST", "/_sandbox/reset", json={"all": True})
+    reset = await sandbox_request(server, "POST", "/_sandbox/reset", json={"all": True})
     assert reset.status_code == 200
     path = tmp_path / "portals.yaml"
     path.write_text(PORTALS)
@@ -138,7 +96,9 @@ async def test_each_portal_stays_within_its_own_rate(
 ) -> None:
     """bravo may send 4 requests per 10 s (and the sandbox refuses a fifth); 8 bravo
     requests take over 10 s while acme's 60 are done at once, unslowed by bravo."""
-    r = await control(server, "POST", "/_sandbox/config", "bravo", json={"rate_limit": BRAVO_RATE})
+    r = await sandbox_request(
+        server, "POST", "/_sandbox/config", TOKENS["bravo"], json={"rate_limit": BRAVO_RATE}
+    )
     assert r.json()["rate_limit"] == BRAVO_RATE
     started = time.monotonic()
     acme_done: list[float] = []

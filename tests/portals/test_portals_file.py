@@ -19,6 +19,7 @@ from service.portals import (
     load_portals,
     parse_portals_file,
     sandbox_args,
+    secret_values,
 )
 from service.wiring import portal_clients, refresh_token_store
 
@@ -185,3 +186,18 @@ def test_a_yaml_error_never_quotes_the_line_that_holds_a_token(tmp_path: Path) -
     text = str(caught.value)
     assert "not valid YAML: line 3" in text
     assert "SECRET" not in text and caught.value.__cause__ is None
+
+
+def test_secret_values_are_every_credential_and_each_rotation_value(tmp_path: Path) -> None:
+    """What the ingress and ``hubspot setup`` mask in logs: HubSpot tokens, OAuth client
+    secrets and refresh tokens, and each comma-separated value of a provider secret (as
+    ``Settings.provider_secrets`` splits them)."""
+    text = EXAMPLE.replace("{secret: g-acme}", '{secret: "g-acme-old, g-acme-new,"}')
+    portals = parse_portals_file(write(tmp_path, text))
+    assert sorted(secret_values(portals)) == sorted(
+        ["pat-acme", "g-acme-old", "g-acme-new", "tw-acme"]
+        + ["csec", "rt-globex", "ac-globex", "pat-initech"]
+    )
+    settings = Settings(generic_secret=SecretStr(" a, b ,,"), aircall_token=None)
+    assert secret_values(load_portals(settings)) == ["sandbox-token", "a", "b"]
+    assert settings.provider_secrets("generic") == ("a", "b")

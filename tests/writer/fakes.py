@@ -5,6 +5,9 @@ Every fake method applies its effect when called, then *yields* once before answ
 writer, rebalance or move the clock between a request and its answer: a crash during
 that yield is a request applied but never answered. ``Ownership.confirm`` yields first
 and checks after, so a check and the write that follows it are adjacent, as in the shell.
+A create or update also yields *before* it is applied (the client's pacing or a 429's
+retry wait), then asks its fence, as ``Session`` does before each attempt: a rebalance
+may come in between.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from service.writer.buffer import Ref
 from service.writer.ports import (
     AssociateInput,
     Blocked,
+    Claim,
     CreateInput,
     Exists,
+    Fence,
     Found,
     LookupOutcome,
     Refused,
@@ -102,8 +107,18 @@ class FakeHubSpot:
             return Refused(_refusal(bad[0], op), whole_batch=len(keys) > 1)
         return None
 
-    async def create(self, inputs: Sequence[CreateInput]) -> Mapping[str, WriteOutcome]:
+    async def _fenced(self, fence: Fence | None) -> bool:
+        """A request waits (the pacing, a 429's retry) before it is sent, and then asks
+        its fence, as ``Session`` does: a rebalance may come in between."""
+        await Step()
+        return fence is not None and not await fence()
+
+    async def create(
+        self, inputs: Sequence[CreateInput], *, fence: Fence | None = None
+    ) -> Mapping[str, WriteOutcome]:
         keys = [i.key for i in inputs]
+        if await self._fenced(fence):
+            return dict.fromkeys(keys, Transient("fenced: not sent"))
         fault = self._fault(keys, "batchCreateCalls", True)
         out: dict[str, WriteOutcome] = {}
         if fault is not None:
@@ -134,8 +149,12 @@ class FakeHubSpot:
         await Step()
         return out
 
-    async def update(self, inputs: Sequence[UpdateInput]) -> Mapping[str, WriteOutcome]:
+    async def update(
+        self, inputs: Sequence[UpdateInput], *, fence: Fence | None = None
+    ) -> Mapping[str, WriteOutcome]:
         keys = [i.key for i in inputs]
+        if await self._fenced(fence):
+            return dict.fromkeys(keys, Transient("fenced: not sent"))
         fault = self._fault(keys, "batchUpdateCalls", False)
         out: dict[str, WriteOutcome] = {}
         if fault is not None:
@@ -236,16 +255,28 @@ class Group:
 
 
 class FakeOwnership:
-    def __init__(self, group: Group, member: int, generation: int) -> None:
+    """Fencing as the shell does it: a writer whose generation is not the group's owns
+    nothing (its commit would be refused); else it owns the claims of partitions the group
+    gives it, in the epoch it has them now (``epochs``; None: any epoch)."""
+
+    def __init__(
+        self, group: Group, member: int, generation: int, epochs: dict[int, int] | None = None
+    ) -> None:
         self.group = group
         self.member = member
         self.generation = generation
+        self.epochs = epochs
 
-    async def confirm(self, partitions: Collection[int]) -> set[int]:
+    async def confirm(self, claims: Collection[Claim]) -> set[Claim]:
         await Step()
         if self.generation != self.group.generation:
             return set()
-        return {p for p in partitions if self.group.owner.get(p) == self.member}
+        return {
+            (p, e)
+            for p, e in claims
+            if self.group.owner.get(p) == self.member
+            and (self.epochs is None or self.epochs.get(p) == e)
+        }
 
 
 class NoContacts:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from service.model import CallEvent
 from service.writer.buffer import Ref
+from service.writer.flush import FlushReport
 
 
 def ev(
@@ -31,3 +35,12 @@ def ev(
 
 def ref(offset: int, partition: int = 0, key: bytes = b"k") -> Ref:
     return Ref("calls.events", partition, offset, key, b"v")
+
+
+def drive(coro: Coroutine[Any, Any, FlushReport]) -> FlushReport:
+    """Run a flush over the fakes to its end (each fake yields once per call)."""
+    while True:
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]

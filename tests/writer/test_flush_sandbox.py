@@ -14,7 +14,7 @@ from service.writer.buffer import Buffer, Pending, Ref
 from service.writer.core import Policy
 from service.writer.flush import Flusher, FlushReport
 from service.writer.hubspot import KEY_PROPERTY, HubSpotCalls
-from service.writer.ports import Blocked
+from service.writer.ports import Blocked, Claim
 from service.writer.records import CallRecord
 from tests.fixtures.sandbox import InProcessSandbox, SandboxHandle
 
@@ -42,8 +42,8 @@ class Letters:
 
 
 class Owner:
-    async def confirm(self, partitions: Collection[int]) -> set[int]:
-        return set(partitions)
+    async def confirm(self, claims: Collection[Claim]) -> set[Claim]:
+        return set(claims)
 
 
 class NoContacts:

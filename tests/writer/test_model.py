@@ -21,6 +21,7 @@ portal's token is revoked the other portal's calls are all written.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Coroutine
 from typing import Any, ClassVar
 
@@ -87,6 +88,28 @@ def make_event(n: int, kind: str, portal: str = DEFAULT_PORTAL) -> CallEvent:
     )
 
 
+def final_state(events: list[CallEvent]) -> dict[str, str]:
+    """What a call's record must end with, by the merge rules (``records.py``): a terminal
+    status wins, else the latest status; the latest title."""
+    statuses = [
+        (e.sequence, e.properties["hs_call_status"])
+        for e in events
+        if "hs_call_status" in e.properties
+    ]
+    titles = [
+        (e.sequence, e.properties["hs_call_title"])
+        for e in events
+        if "hs_call_title" in e.properties
+    ]
+    want: dict[str, str] = {}
+    if statuses:
+        terminal = [s for _, s in statuses if s in TERMINAL_STATUSES]
+        want["hs_call_status"] = terminal[0] if terminal else max(statuses)[1]
+    if titles:
+        want["hs_call_title"] = max(titles)[1]
+    return want
+
+
 class Node:
     """One writer: what the Kafka shell does, over the fakes (poll, flush, commit)."""
 
@@ -97,7 +120,9 @@ class Node:
         self.buffer = Buffer(linger_s=0.0)
         self.offsets = OffsetTracker()
         self.store = FakeStore(m.durable)
-        self.ownership = FakeOwnership(m.group, member, self.generation)
+        #: each owned partition's epoch, new at every assignment (as the shell's)
+        self.epochs: dict[int, int] = {}
+        self.ownership = FakeOwnership(m.group, member, self.generation, self.epochs)
         self.flushers = {
             portal: Flusher(
                 calls=m.hubs[portal],
@@ -130,8 +155,10 @@ class Node:
         self.offsets.forget(lost)
         for p in lost:
             del self.position[p]
+            del self.epochs[p]
         for p in owned - set(self.position):
             self.position[p] = self.m.committed.get(p, 0)
+            self.epochs[p] = next(self.m.epoch_seq)
         self.store.owned = owned
 
     def poll(self, n: int) -> None:
@@ -142,7 +169,9 @@ class Node:
             while n and self.position[p] < len(log):
                 offset = self.position[p]
                 event = log[offset]
-                ref = Ref("calls.events", p, offset, event.portal_key.encode(), b"")
+                ref = Ref(
+                    "calls.events", p, offset, event.portal_key.encode(), b"", epoch=self.epochs[p]
+                )
                 self.offsets.consumed(p, offset)
                 self.buffer.add(event.portal_key, event, ref, self.m.clock.t)
                 self.position[p] += 1
@@ -171,12 +200,18 @@ class Node:
         else:
             self.inflight[portal] = flight
 
+    def current(self, pending: Pending) -> bool:
+        partition, epoch = pending.claim
+        return self.epochs.get(partition) == epoch
+
     def finished(self, portal: str, report: FlushReport) -> None:
         for pending in report.settled:
+            if not self.current(pending):  # taken in an older epoch: not these offsets
+                continue
             for r in pending.refs:
                 self.offsets.settled(r.partition, r.offset)
         for pending, at in report.retry:
-            if pending.partition in self.position:  # still ours
+            if self.current(pending):  # still ours, in the epoch it was read in
                 self.buffer.restore([pending], not_before=at)
         after_flush(
             self.states[portal],
@@ -235,6 +270,7 @@ class WriterModel(RuleBasedStateMachine):
         self.dlq: list[tuple[Ref, Failure]] = []
         self.dlq_portals: list[str] = []
         self.group = Group(generation=1, owner={0: 0, 1: 1})
+        self.epoch_seq = itertools.count(1)
         self.members = 2
         self.nodes: list[Node] = []
         self.nodes = [Node(self, 0), Node(self, 1)]
@@ -404,6 +440,11 @@ class WriterModel(RuleBasedStateMachine):
                 alive = [po for po in events if po not in dead]
                 if alive:
                     assert len(hub.by_key(call_key(n))) == 1, f"{key} lost"
+                if alive and len(alive) == len(events):  # none refused: all its events count
+                    want = final_state([self.log[p][o] for p, o in alive])
+                    record = hub.by_key(call_key(n))[0]
+                    got = {name: record.properties.get(name) for name in want}
+                    assert got == want, f"{key}: {got}, not {want} (a stale write landed last?)"
         self.one_record_per_call()
 
 
@@ -527,3 +568,27 @@ def test_pending_is_settled_once() -> None:
     seen += [p.key for p in report.abandoned]
     assert sorted(seen) == sorted(p.key for p in pendings)
     assert all(len(model.hub.by_key(p.key)) == 1 for p in report.settled)
+
+
+def test_a_write_waiting_in_the_client_is_not_sent_after_its_partition_moved() -> None:
+    """The chaos defect of seed 722074, step by step: writer 0's update of a call waits in
+    the client (a 429's retry) while the partition moves to writer 1, which writes the
+    call's newer state and commits. Sent then, writer 0's older state would land last while
+    every record says the newer one was written; the fence stops it before it is sent."""
+    model = KeyModeModel()
+    model.produce(0, ["answered"])  # call 0 lives in partition 0, owned by writer 0
+    model.cycle(0)
+    model.produce(0, ["tagged"])
+    writer = model.nodes[0]
+    writer.poll(8)
+    writer.begin()  # its flush: the update's ownership check...
+    model.step(0, 1)  # ...passed; the request now waits before it is sent
+    assert writer.inflight
+    model.produce(0, ["noted"])
+    model.rebalance(zombie=False)  # partition 0 goes to writer 1
+    model.cycle(1)  # which reads both events, writes "noted" and commits
+    assert model.hub.by_key(call_key(0))[0].properties["hs_call_title"] == "noted"
+    model.step(0, 4)  # writer 0's flush goes on: its request asks the fence
+    assert not writer.inflight
+    assert model.hub.by_key(call_key(0))[0].properties["hs_call_title"] == "noted"
+    model.teardown()

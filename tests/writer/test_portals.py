@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Coroutine
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 
@@ -34,6 +35,7 @@ from tests.writer.fakes import (
     Group,
     NoContacts,
 )
+from tests.writer.helpers import drive as _run
 from tests.writer.helpers import ev, ref
 
 PORTALS = """
@@ -76,7 +78,9 @@ def test_the_buffer_keys_calls_by_portal_and_takes_one_portal_at_a_time() -> Non
 
 def test_a_pause_is_the_portals_own_and_cleared_by_a_settled_flush() -> None:
     """A refused token pauses one portal for at least 10 s, a 429 for its Retry-After, the
-    daily limit until the daily retry; a flush that settles calls clears it."""
+    daily limit until the daily retry; a flush that settles calls clears a transient pause,
+    never a block (calls settled without a write, no-ops or dead letters, say nothing of
+    the token: only a write HubSpot accepted lifts it, ``Writer._wrote``)."""
     a, b = PortalState("a"), PortalState("b")
     assert after_flush(a, Blocked("401", "auth"), False, 100.0, daily_retry_s=600) == 10.0
     assert a.paused(105.0) and not a.paused(110.0) and a.blocked and not a.ready
@@ -87,7 +91,10 @@ def test_a_pause_is_the_portals_own_and_cleared_by_a_settled_flush() -> None:
     assert after_flush(a, None, False, 111.0, daily_retry_s=600) is None
     assert a.kind == "auth"  # nothing settled: still known to be refused
     after_flush(a, None, True, 112.0, daily_retry_s=600)
-    assert a.kind is None and a.ready and a.failures == 0 and a.pauses == 1
+    assert a.kind == "auth" and a.blocked  # settled, but nothing says the token works
+    assert after_flush(b, Transient("429", 2.5), False, 700.0, daily_retry_s=600) == 2.5
+    after_flush(b, None, True, 703.0, daily_retry_s=600)
+    assert b.kind is None and b.ready and b.failures == 0 and b.pauses == 3
 
 
 def test_rotation_starts_each_round_one_portal_later() -> None:
@@ -106,14 +113,6 @@ def test_a_failed_oauth_refresh_pauses_and_never_dead_letters() -> None:
         assert isinstance(blocked, Blocked) and blocked.kind == "auth"
         assert "OAuth" in blocked.reason
         assert isinstance(trouble(unreachable, "batchCreateCalls", 10, create=create), Transient)
-
-
-def _run(coro: Coroutine[Any, Any, FlushReport]) -> FlushReport:
-    while True:
-        try:
-            coro.send(None)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
 
 
 def test_a_portals_flush_sends_the_key_inside_the_portal_and_keeps_records_by_portal_key() -> None:
@@ -222,3 +221,55 @@ def test_a_commit_answered_after_its_partition_was_forgotten_is_ignored() -> Non
     tracker.forget({0})
     tracker.committed(positions)
     assert tracker.partitions == {}
+
+
+class _Matched:
+    """A contact index that matches every number to ``ids`` (empty until set)."""
+
+    def __init__(self) -> None:
+        self.ids: tuple[str, ...] = ()
+
+    async def match(self, numbers: Collection[str]) -> Mapping[str, Sequence[str]]:
+        return dict.fromkeys(numbers, self.ids)
+
+
+def test_a_flush_that_sent_no_write_accepted_never_tells_the_portal_it_can_write() -> None:
+    """``on_written`` (which lifts a portal's auth or daily block) only when HubSpot
+    accepted a write of the flush: an update with nothing to send (a late contact match
+    only) is not one; its association answered 401 keeps the portal blocked."""
+    clock = Clock()
+    hub = FakeHubSpot(clock, "callbridge_call_key")
+    store = FakeStore({})
+    store.owned = {0}
+    contacts = _Matched()
+    told: list[str] = []
+    flusher = Flusher(
+        calls=hub,
+        store=store,
+        dead_letters=FakeDeadLetters([]),
+        ownership=FakeOwnership(Group(1, {0: 0}), 0, 1),
+        contacts=contacts,
+        policy=Policy(key_property="callbridge_call_key"),
+        wall=clock.wall,
+        portal="acme",
+        on_written=lambda: told.append("written"),
+    )
+    event = msgspec.structs.replace(ev(3, "COMPLETED", call="c1"), counterpart="+15550001111")
+
+    def flush() -> FlushReport:
+        buffer = Buffer(linger_s=0.0)
+        buffer.add(keyed("acme", event.key), event, ref(0), 0.0)
+        return _run(flusher.flush(buffer.take(1.0)))
+
+    assert len(flush().settled) == 1 and told == ["written"]  # created: HubSpot accepted it
+    told.clear()
+    hub.revoked = True
+    contacts.ids = ("501",)  # the same event again, now matching a contact: only a link
+    report = flush()
+    assert isinstance(report.pause, Blocked) and report.pause.kind == "auth"
+    assert not report.settled and hub.records[0].contacts == set()
+    assert told == []  # nothing was written: the portal was not told it can write
+    hub.revoked = False
+    report = flush()
+    assert len(report.settled) == 1 and hub.records[0].contacts == {"501"}
+    assert told == ["written"]  # the association was accepted
