@@ -108,3 +108,10 @@ WRITER_PORTAL_RECONCILE_MODE = Gauge(
     "A portal's reconcile mode: 1 for the mode in use (key, search)",
     ["portal", "mode"],
 )
+WRITER_PORTAL_SHED = Counter(
+    "callbridge_writer_portal_shed_events_total",
+    "Events of a portal shed while the buffer was full and the portal held more than its "
+    "share: evicted from the buffer or read and not buffered, left uncommitted and read "
+    "again when the portal stops shedding",
+    ["portal"],
+)

@@ -21,12 +21,17 @@ events hold back the commit point of the partitions they are in (never skipped, 
 lost) but not the other portals' writes.
 
 The buffer bound is global (memory): when it is full, fetching stops for every
-partition; the other portals' flushes go on and free room. If one paused portal's backlog
-alone fills the buffer, fetching stays stopped until that portal recovers (logged once as
-``buffer_held_by_paused_portals``, visible in ``/portals``): the writer cannot read past
-events it can neither settle nor drop, and skipping them would mean committing them
-unsettled. Calls of a portal not in the portals file are dead-lettered
-(``UNKNOWN_PORTAL``): replayable once the portal is configured.
+partition; the other portals' flushes go on and free room. A portal holding more than its
+fair share of a full buffer (paused, or slow) *sheds* (``service.writer.shedding``): its
+newest buffered calls are evicted down to its share and its new records are not buffered,
+left unsettled (so uncommitted), until it drains; then the poll loop seeks the partitions
+it shed in back and takes only the records it shed (``_reread_shed``), so the others'
+calls behind its backlog are read meanwhile. With one portal nothing is ever shed. If the
+buffer is full of paused portals' calls each within its share (every portal paused, or the
+bytes bound), fetching waits for one to recover (logged once as
+``buffer_held_by_paused_portals``, visible in ``/portals``). Calls of a portal not in the
+portals file are dead-lettered (``UNKNOWN_PORTAL``): replayable once the portal is
+configured.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ from service.writer.kafka import KafkaDeadLetters, WriterProducer
 from service.writer.offsets import OffsetTracker
 from service.writer.portal_state import FAIR_CALLS, PortalState, after_flush, rotation
 from service.writer.ports import Claim, CreateInput, Fence, StoreUnavailable, WriteOutcome
+from service.writer.shedding import Shedding, to_evict
 
 log = structlog.get_logger()
 
@@ -164,6 +170,8 @@ class Writer:
         self._epoch_seq = itertools.count(1)
         #: the partitions each portal's flush in flight holds calls of
         self._flight_parts: dict[str, set[int]] = {}
+        #: portals shedding, and the offsets they shed per partition (``shedding``)
+        self._shed = Shedding(len(self.portals), settings.writer_max_buffer)
 
     # -- the first portal's parts (the single-portal names) ----------------------------
 
@@ -257,6 +265,7 @@ class Writer:
             )
             metrics.WRITER_PORTAL_PAUSED.labels(portal.id).set(0)
             metrics.WRITER_PORTAL_BUFFERED.labels(portal.id).set(0)
+            metrics.WRITER_PORTAL_SHED.labels(portal.id)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap,
             group_id=s.writer_group,
@@ -434,6 +443,7 @@ class Writer:
         assert self.consumer is not None
         if self._rewinds:
             await self._rewind(set(self._rewinds))
+        self._reread_shed()
         now = self.clock.monotonic()
         self._apply_backpressure(now)
         wait = self._next_launch(self.clock.wall(), now)
@@ -449,8 +459,11 @@ class Writer:
             if tp.partition not in self.loaded:  # fetched while its records were loading
                 self.consumer.seek(tp, records[0].offset)
                 continue
+            up_to = self._consumed_up_to(tp.partition)
             for record in records:
-                self._take(tp.topic, tp.partition, record)
+                # read again after shedding: only what was shed, or is new, is taken
+                if self._shed.reread(tp.partition, record.offset, up_to):
+                    self._take(tp.topic, tp.partition, record)
         # Catching up on a backlog: read what is there before spending requests, so the
         # events of a call are merged into one write (bounded by the buffer's size).
         backlog = sum(len(r) for r in batch.values()) >= asked == POLL_RECORDS
@@ -536,6 +549,7 @@ class Writer:
             self.consumer.pause(*loading)
         fetchable = [tp for tp in assignment if tp.partition in held]
         all_paused = all(s.paused(now) for s in self.states.values())
+        self._shed_over(now)
         full = self._full()
         paused = all_paused or full
         if paused and fetchable:
@@ -558,6 +572,71 @@ class Writer:
             )
         self._held_logged = stalled
 
+    def _held_by(self, portal: str) -> int:
+        """A portal's events held: buffered, and in its flush in flight."""
+        return self.buffer.by_portal.get(portal, 0) + self._in_flight.get(portal, 0)
+
+    def _consumed_up_to(self, partition: int) -> int:
+        offsets = self.offsets.partitions.get(partition)
+        return -1 if offsets is None else offsets.consumed_up_to
+
+    def _shed_over(self, now: float) -> None:
+        """The buffer is full: a portal holding more than its share sheds its newest
+        buffered calls down to it, and buffers none of its records while it sheds."""
+        held = {p: self._held_by(p) for p in self.states}
+        for portal, excess in self._shed.over(held, self._full()).items():
+            pendings = self.buffer.take(float("inf"), portal=portal)
+            evicted = to_evict(pendings, excess)
+            gone = {id(p) for p in evicted}
+            self.buffer.restore([p for p in pendings if id(p) not in gone], not_before=0.0)
+            for pending in evicted:
+                for ref in pending.refs:
+                    self._shed.shed(portal, ref.partition, ref.offset)
+            n = sum(len(p.refs) for p in evicted)
+            metrics.WRITER_PORTAL_SHED.labels(portal).inc(n)
+            if self._shed.start(portal):
+                state = self.states[portal]
+                log.warning(
+                    "portal_shedding",
+                    portal=portal,
+                    held=held[portal],
+                    share=self._shed.share,
+                    evicted=n,
+                    paused=state.paused(now) or state.blocked,
+                    reason="the buffer is full and this portal holds more than its share: "
+                    "its records are left unread (uncommitted) until it drains",
+                )
+
+    def _reread_shed(self) -> None:
+        """Portals that drained stop shedding, and the partitions they shed in are read
+        again from their first shed offset (the poll loop only, before it reads, as
+        ``_rewind``)."""
+        assert self.consumer is not None
+        now = self.clock.monotonic()
+        stopped: dict[str, set[int]] = {}
+        for portal in sorted(self._shed.active):
+            state = self.states[portal]
+            held = self._held_by(portal)
+            if self._shed.should_stop(
+                portal, held, paused=state.paused(now), blocked=state.blocked
+            ):
+                stopped[portal] = self._shed.stop(portal)
+        consumed = {p: o.consumed_up_to for p, o in self.offsets.partitions.items()}
+        seeks = self._shed.seeks(consumed)
+        topic = self.settings.topic_events
+        assignment = self.consumer.assignment()
+        for p, offset in seeks.items():
+            tp = TopicPartition(topic, p)
+            if tp in assignment and p in self.loaded and p not in self._rewinds:
+                self.consumer.seek(tp, offset)
+        for portal, partitions in stopped.items():
+            log.info(
+                "portal_shed_reread",
+                portal=portal,
+                from_offsets={p: seeks[p] for p in sorted(partitions) if p in seeks},
+                shed=self._shed.counts[portal],
+            )
+
     def _held(self) -> tuple[int, int]:
         """Events and bytes held: buffered, and taken by the flushes in flight (the
         buffer's bound covers both, as when one flush at a time blocked the loop)."""
@@ -577,7 +656,8 @@ class Writer:
         return self._full() and not self._flights and bool(portals) and portals <= paused
 
     def _take(self, topic: str, partition: int, record: ConsumerRecord[bytes, bytes]) -> None:
-        metrics.WRITER_EVENTS.inc()
+        if record.offset > self._consumed_up_to(partition):  # not a shed record read again
+            metrics.WRITER_EVENTS.inc()
         self.offsets.consumed(partition, record.offset)
         ref = Ref(
             topic=topic,
@@ -599,6 +679,10 @@ class Writer:
             self._undecodable.append(
                 (ref, Failure("decode", "decode", None, "INVALID_EVENT", message))
             )
+            return
+        if event.portal in self._shed.active:  # consumed, not settled: read again later
+            self._shed.shed(event.portal, partition, record.offset)
+            metrics.WRITER_PORTAL_SHED.labels(event.portal).inc()
             return
         if not self.buffer.add(event.portal_key, event, ref, self.clock.wall()):
             metrics.WRITER_DUPLICATES.inc()
@@ -776,6 +860,7 @@ class Writer:
         topic = self.settings.topic_events
         self.buffer.drop(partitions)
         self.offsets.forget(partitions)
+        self._shed.forget(partitions)
         for p in partitions:
             tp = TopicPartition(topic, p)
             if tp not in self.consumer.assignment():
@@ -882,6 +967,7 @@ class Writer:
                 self._revoking -= 1
                 dropped = self.buffer.drop(partitions)
                 self.offsets.forget(partitions)
+                self._shed.forget(partitions)
                 self.loaded -= partitions
                 self._rewinds -= partitions
                 if self.store is not None:
@@ -1033,8 +1119,9 @@ class Writer:
                     "reconcile_mode": state.mode,
                     "buffered": self.buffer.by_portal.get(portal.id, 0),
                     "in_flight": self._in_flight.get(portal.id, 0),
-                    "lag": self.buffer.by_portal.get(portal.id, 0)
-                    + self._in_flight.get(portal.id, 0),
+                    "shed": self._shed.counts[portal.id],
+                    "shedding": portal.id in self._shed.active,
+                    "lag": self._held_by(portal.id) + self._shed.counts[portal.id],
                 }
             )
         return out

@@ -1,8 +1,10 @@
 """``callbridge portals list``: each portal of the portals file with the state the writer
 reports on its health port (``GET /portals``): ready, paused and why, the request budget
-used in the rolling 10 s, searches in the last second, the reconcile mode and the lag
-(events of the portal this writer consumed and has not settled: buffered or in a flush;
-Kafka's own lag is per partition, and partitions are shared by every portal).
+used in the rolling 10 s, searches in the last second, the reconcile mode, the events
+shed (``service.writer.shedding``: left unread while the buffer was full and the portal
+over its share, read again later) and the lag (events of the portal this writer consumed
+and has not settled: buffered, in a flush or shed; Kafka's own lag is per partition,
+and partitions are shared by every portal).
 
 When the writer cannot be reached, every portal is listed with the state
 ``unknown (writer unreachable)`` and the command exits 1.
@@ -107,6 +109,7 @@ COLUMNS = (
     ("BUDGET/10s", "budget"),
     ("SEARCHES/s", "searches"),
     ("MODE", "reconcile_mode"),
+    ("SHED", "shed"),
     ("LAG", "lag"),
 )
 

@@ -19,6 +19,8 @@ import httpx
 import msgspec
 import orjson
 import pytest
+from prometheus_client import generate_latest
+from pydantic import SecretStr
 
 import handlers.generic as generic
 from handlers import NormalizeOptions, WebhookRequest
@@ -509,27 +511,173 @@ async def test_a_failed_oauth_refresh_pauses_only_that_portal_until_the_grant_wo
     assert await kafka.records(settings.topic_dlq) == []
 
 
-async def test_a_buffer_full_of_a_paused_portal_stops_reading_and_loses_nothing(
-    server: SandboxServer, kafka: KafkaEnv, settings: Settings
+#: three portals for the shedding tests: acme's token is revoked, bravo and delta write
+THREE = """
+portals:
+  - id: acme
+    hubspot: {token: tok-a, rate: 1000}
+  - id: bravo
+    hubspot: {token: tok-b, api_version: "2026-03", rate: 1000}
+  - id: delta
+    hubspot: {token: tok-d, rate: 1000}
+"""
+
+
+def shed_metric(text: str, portal: str) -> float:
+    prefix = f'callbridge_writer_portal_shed_events_total{{portal="{portal}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0  # not created yet: 0
+
+
+async def test_a_paused_portals_backlog_ten_times_the_buffer_is_shed_not_starving_the_others(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, tmp_path: Path
 ) -> None:
-    """The documented limit: with the buffer (30 events here) full of a revoked portal's
-    calls, the writer stops reading (it can neither settle nor skip them) and says so in
-    /portals and /readyz; nothing is dead-lettered or committed past them, and once the
-    token is restored everything, the other portal's calls behind them too, lands."""
-    small = settings.model_copy(update={"writer_max_buffer": 30})
+    """Buffer 60 (a share of 20 per portal), acme's token revoked and 600 of its calls with
+    60 of bravo's and 60 of delta's interleaved behind them in the same partitions: acme
+    sheds (its calls beyond its share are left unread and uncommitted), so bravo's and
+    delta's calls are all written while acme is still paused; once its token is restored,
+    every acme call lands exactly once, nothing is dead-lettered, and the group's
+    committed offsets reach the log end."""
+    path = tmp_path / "three.yaml"
+    path.write_text(THREE)
+    small = settings.model_copy(update={"writer_max_buffer": 60, "portals_file": path})
+    acme_before = shed_metric(generate_latest().decode(), "acme")
+    writer = Writer(small)
+    await writer.start()  # acme's key property read: key mode
     r = await sandbox_request(
         server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]}
     )
     assert r.status_code == 200
+    task = asyncio.create_task(writer.run())
+    transport = httpx.ASGITransport(app=writer.health_app())
+    events: list[CallEvent] = []
+    for i in range(600):
+        events.append(event("acme", i))
+        if i % 10 == 9:
+            events += [event("bravo", i // 10), event("delta", i // 10)]
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://w") as health:
+            await produce_events(small, events)
+
+            async def others_written() -> bool:
+                return await record_counts(server, ["bravo", "delta"]) == {
+                    "bravo": 60,
+                    "delta": 60,
+                }
+
+            await wait_until(others_written, timeout_s=90)
+
+            async def acme_refused() -> bool:
+                state = {p["id"]: p for p in (await health.get("/portals")).json()["portals"]}
+                return state["acme"]["pause_kind"] == "auth"
+
+            await wait_until(acme_refused, timeout_s=30)
+            body = (await health.get("/portals")).json()
+            state = {p["id"]: p for p in body["portals"]}
+            assert state["acme"]["pause_kind"] == "auth" and not state["acme"]["ready"]
+            assert state["acme"]["shedding"] is True
+            assert state["acme"]["shed"] >= 600 - 20  # it holds its share at most
+            # buffered + in flight + shed: all of them (a flush done and not yet reaped
+            # counts both in flight and, put back, buffered)
+            assert state["acme"]["lag"] >= 600
+            assert state["bravo"]["shed"] == 0 and state["bravo"]["shedding"] is False
+            assert body["buffer"]["held_by_paused_portals"] is False
+            revoked = await sandbox_request(server, "GET", "/_sandbox/stats", "tok-a-off")
+            assert revoked.json()["records"]["calls"] == 0
+            text = (await health.get("/metrics")).text
+            assert shed_metric(text, "acme") - acme_before >= 600 - 20
+            assert await committed(kafka, small.writer_group) < len(events)
+            assert await kafka.records(small.topic_dlq) == []
+            restored = await sandbox_request(
+                server, "POST", "/_sandbox/config", "tok-a-off", json={"tokens": ["tok-a"]}
+            )
+            assert restored.status_code == 200
+
+            async def all_settled() -> bool:
+                return await committed(kafka, small.writer_group) == len(events)
+
+            await wait_until(all_settled, timeout_s=150)
+            state = {p["id"]: p for p in (await health.get("/portals")).json()["portals"]}
+            assert state["acme"]["shed"] == 0 and state["acme"]["shedding"] is False
+            assert state["acme"]["lag"] == 0
+    finally:
+        writer.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+    assert (await record_counts(server, ["acme"]))["acme"] == 600  # each exactly once
+    assert sorted(await calls_in(server, "acme")) == sorted(f"generic:c{i}" for i in range(600))
+    assert len(await calls_in(server, "bravo")) == len(await calls_in(server, "delta")) == 60
+    assert await kafka.records(small.topic_dlq) == []
+    assert await committed(kafka, small.writer_group) == len(
+        await kafka.records(small.topic_events)
+    )
+
+
+async def test_a_slow_portals_backlog_is_shed_so_the_others_calls_behind_it_are_read(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings, tmp_path: Path
+) -> None:
+    """Not paused, just slow: bravo may send 4 requests per 10 s and has 300 calls, with 60
+    of acme's interleaved behind them; in a buffer of 60 bravo sheds, so acme's calls are
+    all written while most of bravo's still wait, and none is dead-lettered."""
+    path = tmp_path / "slow.yaml"
+    path.write_text(THREE.replace('tok-b, api_version: "2026-03", rate: 1000', "tok-b, rate: 4"))
+    small = settings.model_copy(update={"writer_max_buffer": 60, "portals_file": path})
+    events: list[CallEvent] = []
+    for i in range(300):
+        events.append(event("bravo", i))
+        if i % 5 == 4:
+            events.append(event("acme", i // 5))
     writer = Writer(small)
+    await writer.start()
+    assert writer.clients["bravo"].session.budget.limit == 4
+    task = asyncio.create_task(writer.run())
+    try:
+        await produce_events(small, events)
+
+        async def acme_written() -> bool:
+            return (await record_counts(server, ["acme"]))["acme"] == 60
+
+        await wait_until(acme_written, timeout_s=60)
+        [bravo] = [p for p in writer.portal_report() if p["id"] == "bravo"]
+        written = (await record_counts(server, ["bravo"]))["bravo"]
+        assert written < 100
+        assert bravo["pause_kind"] is None and bravo["ready"]
+        assert isinstance(bravo["shed"], int) and bravo["shed"] > 100
+        assert isinstance(bravo["lag"], int) and bravo["lag"] >= 300 - written  # all read
+    finally:
+        writer.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 60)
+    assert await kafka.records(small.topic_dlq) == []
+
+
+async def test_a_single_portal_never_sheds_a_buffer_full_of_its_paused_calls(
+    server: SandboxServer, kafka: KafkaEnv, settings: Settings
+) -> None:
+    """Without a portals file (the one portal ``default``, its share the whole buffer of
+    30): 100 calls while its token is refused fill the buffer and reading stops, as it
+    always did (``held_by_paused_portals`` in /portals and /readyz), nothing is shed or
+    committed past them; once the token is restored everything lands."""
+    single = settings.model_copy(
+        update={
+            "portals_file": None,
+            "hubspot_token": SecretStr("tok-a"),
+            "writer_max_buffer": 30,
+        }
+    )
+    r = await sandbox_request(
+        server, "POST", "/_sandbox/config", "tok-a", json={"tokens": ["tok-a-off"]}
+    )
+    assert r.status_code == 200
+    before = shed_metric(generate_latest().decode(), "default")
+    writer = Writer(single)
     await writer.start()
     task = asyncio.create_task(writer.run())
     transport = httpx.ASGITransport(app=writer.health_app())
+    calls = [event("default", i) for i in range(100)]
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://w") as health:
-            acme = [event("acme", i) for i in range(40)]
-            charlie = [event("charlie", i) for i in range(10)]
-            await produce_events(small, acme + charlie)
+            await produce_events(single, calls)
 
             async def held() -> bool:
                 body = (await health.get("/portals")).json()
@@ -538,24 +686,28 @@ async def test_a_buffer_full_of_a_paused_portal_stops_reading_and_loses_nothing(
             await wait_until(held, timeout_s=60)
             ready = (await health.get("/readyz")).json()
             assert ready["buffer_held_by_paused_portals"] is True
-            assert await committed(kafka, small.writer_group) < len(acme)
-            assert await kafka.records(small.topic_dlq) == []
+            [default] = (await health.get("/portals")).json()["portals"]
+            assert default["buffered"] + default["in_flight"] == 30 and default["shed"] == 0
+            assert default["shedding"] is False
+            assert writer._shed.offsets == {} and not writer._shed.enabled
+            assert await committed(kafka, single.writer_group) < len(calls)
             restored = await sandbox_request(
                 server, "POST", "/_sandbox/config", "tok-a-off", json={"tokens": ["tok-a"]}
             )
             assert restored.status_code == 200
 
             async def all_settled() -> bool:
-                return await committed(kafka, small.writer_group) == len(acme) + len(charlie)
+                return await committed(kafka, single.writer_group) == len(calls)
 
             await wait_until(all_settled, timeout_s=90)
+            text = (await health.get("/metrics")).text
+            assert shed_metric(text, "default") == before
     finally:
         writer.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 60)
-    assert sorted(await calls_in(server, "acme")) == sorted(f"generic:c{i}" for i in range(40))
-    assert len(await calls_in(server, "charlie")) == 10
-    assert await kafka.records(small.topic_dlq) == []
+    assert sorted(await calls_in(server, "acme")) == sorted(f"generic:c{i}" for i in range(100))
+    assert await kafka.records(single.topic_dlq) == []
 
 
 async def test_a_call_of_a_portal_not_in_the_file_is_dead_lettered_with_its_portal(

@@ -167,6 +167,7 @@ def test_status_lists_every_portal_of_the_file_with_the_writers_state(tmp_path: 
                 "pause_kind": "auth",
                 "reason": "HubSpot refused the token (401 INVALID_AUTHENTICATION)",
                 "budget_used_10s": 1,
+                "shed": 7,
                 "lag": 20,
             },
         ]
@@ -178,6 +179,8 @@ def test_status_lists_every_portal_of_the_file_with_the_writers_state(tmp_path: 
     text = table(Status("http://w", True, list(rows.values())))
     bravo_line = next(line for line in text.splitlines() if line.startswith("bravo"))
     assert "blocked (auth)" in bravo_line and "1/4" in bravo_line and bravo_line.endswith("20")
+    assert text.splitlines()[0].split()[-2:] == ["SHED", "LAG"]
+    assert bravo_line.split()[-2:] == ["7", "20"]  # the events it shed, then its lag
 
 
 def test_portals_list_without_a_writer_lists_every_portal_unknown_and_exits_1(
