@@ -55,6 +55,9 @@ class RollingWindow:
         self._server_limit: int | None = None
         self._slots: deque[float] = deque()  # booked send times, sorted
         self._blocked_until = -math.inf
+        #: requests actually sent: handle -> send time, then answer time (``gate``)
+        self._sent: dict[int, float] = {}
+        self._handles = 0
 
     @property
     def limit(self) -> int:
@@ -127,33 +130,42 @@ class RollingWindow:
         for _ in range(min(unseen, room)):
             bisect.insort(self._slots, now)
 
-    def sent(self, booked: float, at: float) -> None:
-        """The request booked at ``booked`` left no earlier than ``at`` (a busy event loop,
-        a slow connection): count it from ``at``, as HubSpot does from its arrival, so the
-        window does not reopen early."""
-        if at <= booked:
-            return
-        i = bisect.bisect_left(self._slots, booked)
-        if i < len(self._slots) and self._slots[i] == booked:
-            del self._slots[i]
-            bisect.insort(self._slots, at)
+    def gate(self) -> float:
+        """Seconds to wait before sending a request *now*, by what was actually sent.
+        Bookings are made ahead (concurrent callers book at once), but a request may
+        leave later than booked (a busy event loop, a slow connection), and HubSpot counts
+        it from its arrival: the requests sent (each counted from its answer once
+        answered, see ``begin``/``end``) must leave room in the window."""
+        now = self.clock()
+        horizon = now - self.interval_s - self.margin_s
+        self._sent = {h: t for h, t in self._sent.items() if t > horizon}
+        if len(self._sent) < self.limit:
+            return 0.0
+        oldest = sorted(self._sent.values())[-self.limit]
+        return max(0.0, oldest + self.interval_s + self.margin_s - now)
+
+    def begin(self) -> int:
+        """A request leaves now; a handle for ``end``."""
+        self._handles += 1
+        self._sent[self._handles] = self.clock()
+        return self._handles
+
+    def end(self, handle: int) -> None:
+        """The request ``begin`` started was answered (or failed): count it from now, the
+        latest HubSpot can have seen it."""
+        self._sent[handle] = self.clock()
 
     def penalize(self, wait_s: float) -> None:
         """HubSpot answered 429: send nothing for ``wait_s`` seconds."""
         self._blocked_until = max(self._blocked_until, self.clock() + wait_s)
 
 
-def book_all(windows: Sequence[RollingWindow]) -> float:
+def reserve_all(windows: Sequence[RollingWindow]) -> float:
     """Book one request in every window at the same time (a search spends both the
-    general and the search budget); the clock time it is booked at."""
+    general and the search budget); the seconds to wait before sending it."""
+    if not windows:
+        return 0.0
     at = max(w.earliest() for w in windows)
     for w in windows:
         w.commit(at)
-    return at
-
-
-def reserve_all(windows: Sequence[RollingWindow]) -> float:
-    """``book_all``; the seconds to wait before sending the request."""
-    if not windows:
-        return 0.0
-    return max(0.0, book_all(windows) - windows[0].clock())
+    return max(0.0, at - windows[0].clock())

@@ -6,7 +6,9 @@ timeouts) and the rate budgets; the Bearer token comes from a
 Every request:
 
 1. books a slot in the shared rolling-10-second budget (and, for a search, the 1-second
-   search budget) and sleeps until it;
+   search budget) and sleeps until it; then, should earlier requests have left later than
+   they were booked, waits until the requests actually sent (counted from their answers)
+   leave room (``RollingWindow.gate``);
 2. is sent once; the answer's rate-limit headers tighten the budget;
 3. on 429 ``TEN_SECONDLY_ROLLING`` blocks the budget for ``Retry-After`` (else one
    interval) and is tried again; on 429 ``DAILY`` raises at once;
@@ -50,7 +52,7 @@ from service.hubspot.errors import (
     parse_retry_after,
 )
 from service.hubspot.oauth import StaticToken, TokenProvider
-from service.hubspot.pacing import Clock, RollingWindow, book_all
+from service.hubspot.pacing import Clock, RollingWindow, reserve_all
 
 log = structlog.get_logger()
 
@@ -61,6 +63,9 @@ Params = Mapping[str, str | int]
 
 CORRELATION_HEADER: Final = "x-hubspot-correlation-id"
 USER_AGENT: Final = "callbridge-hubspot/0.1"
+
+#: how many times a request booked in its window waits again for requests sent late
+GATE_ROUNDS: Final = 3
 
 #: transport errors raised before the request left: repeating them is always safe.
 _NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -171,18 +176,23 @@ class Session:
 
     async def _attempt(self, call: _Call) -> httpx.Response:
         windows = [self.budget, self.search_budget] if call.search else [self.budget]
-        booked = book_all(windows)
-        wait = booked - self._clock()
+        wait = reserve_all(windows)
         metrics.BUDGET_REMAINING.labels(self.portal).set(self.budget.remaining())
         if wait > 0:
             await self._sleep(wait)
+        for _ in range(GATE_ROUNDS):  # booked, but earlier requests left late: wait more
+            late = max(w.gate() for w in windows)
+            if late <= 0:
+                break
+            await self._sleep(late)
+        handles = [w.begin() for w in windows]
         try:
-            return await self._attempt_booked(call)
-        finally:  # counted from when it was answered: HubSpot saw it no later
-            for window in windows:
-                window.sent(booked, self._clock())
+            return await self._send_attempt(call)
+        finally:  # counted from its answer: HubSpot saw it no later
+            for window, handle in zip(windows, handles, strict=True):
+                window.end(handle)
 
-    async def _attempt_booked(self, call: _Call) -> httpx.Response:
+    async def _send_attempt(self, call: _Call) -> httpx.Response:
 
         op = call.operation
         if call.fence is not None and not await call.fence():

@@ -536,8 +536,14 @@ class Writer:
                 self._undecodable += [(ref, failure) for ref in pending.refs]
 
     async def _flush_portal(self, portal: str, pendings: list[Pending]) -> None:
-        """One portal's flush (a task of its own), then a commit of what it settled."""
-        await self._flush(pendings, portal)
+        """One portal's flush (a task of its own), then a commit of what it settled. Once
+        the flush is done its calls are no longer in flight (those to retry are back in the
+        buffer): they are not counted twice while the task waits to be reaped."""
+        try:
+            await self._flush(pendings, portal)
+        finally:
+            self._in_flight.pop(portal, None)
+            self._in_flight_bytes.pop(portal, None)
         await self.commit()
 
     def _apply_backpressure(self, now: float) -> None:

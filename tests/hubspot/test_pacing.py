@@ -157,21 +157,35 @@ def test_invalid_limits_are_refused() -> None:
         RollingWindow(1, 0, FakeClock())
 
 
-def test_a_request_answered_late_counts_from_its_answer() -> None:
-    """Four requests booked at t=0 but sent (answered) only at t=0.6, the event loop being
-    busy: HubSpot counted them from their arrival, so the fifth may not go at 10.2 (the
-    booked times plus the margin) but only at 10.6 + margin. The budget test on a loaded
-    machine saw 429s from exactly this."""
+def test_a_request_booked_ahead_waits_for_requests_that_left_late() -> None:
+    """Eight requests booked at once under a limit of 4: four at t=0, four at 10.2 (the
+    booked times plus the margin). The first four leave (and are answered) only at t=0.6,
+    the event loop being busy; HubSpot counts them from their arrival, so at 10.2 the gate
+    holds the next ones until 10.8. The budget test on a loaded machine saw 429s from
+    exactly this."""
     clock = FakeClock(0.0)
     window = RollingWindow(4, 10.0, clock, margin_s=0.2)
-    booked = window.earliest()
-    for _ in range(4):
-        window.commit(booked)
+    waits = [window.reserve() for _ in range(8)]
+    assert waits == [0.0] * 4 + [pytest.approx(10.2)] * 4
     clock.advance(0.6)
+    handles = [window.begin() for _ in range(4)]
+    assert window.gate() == pytest.approx(10.2 + 0.0)  # four in flight: the window is full
+    clock.advance(0.05)
+    for handle in handles:
+        window.end(handle)  # answered at 0.65: counted from then
+    clock.now = 10.2  # the next four wake up as booked
+    assert window.gate() == pytest.approx(0.65 + 10.2 - 10.2)
+    clock.now = 10.85
+    assert window.gate() == 0.0
     for _ in range(4):
-        window.sent(booked, clock())
-    assert window.earliest() == pytest.approx(10.8)
-    window.sent(99.0, 100.0)  # nothing booked then: nothing moves
-    assert window.earliest() == pytest.approx(10.8)
-    clock.advance(10.3)
-    assert window.remaining() == 4
+        window.begin()
+    assert window.gate() > 0  # and these four fill it again
+
+
+def test_the_gate_lets_requests_within_the_limit_go_at_once() -> None:
+    clock = FakeClock(0.0)
+    window = RollingWindow(3, 10.0, clock, margin_s=0.2)
+    for _ in range(3):
+        assert window.gate() == 0.0
+        window.begin()
+    assert window.gate() == pytest.approx(10.2)

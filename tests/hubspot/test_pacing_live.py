@@ -109,3 +109,26 @@ async def test_search_budget_holds_five_per_second(
     stats = sandbox.stats()
     assert stats["requests"]["searchCalls"] == {"200": 12}
     assert max_per_window(stats["timeline"], 1.0, {"searchCalls"}) <= 5
+
+
+async def test_requests_that_reach_hubspot_late_do_not_reopen_the_window_early(
+    make_client: MakeClient, sandbox: SandboxHandle
+) -> None:
+    """A limit of 4 per 10 s and 8 requests at once: the client books four now and four at
+    10.2 s. The first four reach HubSpot 0.8 s late (a loaded machine; here the sandbox
+    holds them before its limiter counts them), the next four on time: booked times alone
+    would send them into a window HubSpot still counts full (429s, as the per-portal rate
+    test saw under the full suite). Counted from their answers, they wait: no 429."""
+    sandbox.reset()
+    sandbox.config(rate_limit=4)
+    sandbox.faults(latency_ms=800, operations=["listCalls"])
+    hs = make_client(rate=4, deadline_s=60.0)
+    try:
+        first = [asyncio.create_task(hs.list_calls(limit=1)) for _ in range(4)]
+        rest = [asyncio.create_task(hs.list_calls(limit=1)) for _ in range(4)]
+        await asyncio.gather(*first)
+        sandbox.clear_faults()  # the later four reach it at once
+        await asyncio.gather(*rest)
+    finally:
+        await hs.aclose()
+    assert sandbox.stats()["requests"]["listCalls"] == {"200": 8}
