@@ -501,17 +501,21 @@ async def test_a_write_delayed_past_its_revocation_never_lands_over_the_new_owne
 
     await wait_until(lambda: settled(40), timeout_s=60)
     sandbox.faults(rate_limit_burst=1, operations=["batchUpdateCalls"])
-    stale = [
-        event(
-            i,
-            "call.updated",
-            timedelta(minutes=i, seconds=10),
-            title=f"stale {i}",
-            event_id=f"c{i}:stale",
-        )
-        for i in calls
-    ]
-    await produce_events(kafka.settings, stale)
+
+    def titled(label: str, seconds: int) -> list[CallEvent]:
+        """Each call's title set to ``label`` (an event of its own, later for more seconds)."""
+        return [
+            event(
+                i,
+                "call.updated",
+                timedelta(minutes=i, seconds=seconds),
+                title=f"{label} {i}",
+                event_id=f"c{i}:{label}",
+            )
+            for i in calls
+        ]
+
+    await produce_events(kafka.settings, titled("stale", 10))
 
     async def held_by_a_429() -> bool:
         return stats_sum(sandbox.stats(), "batchUpdateCalls", "429") == 1
@@ -523,17 +527,7 @@ async def test_a_write_delayed_past_its_revocation_never_lands_over_the_new_owne
         return bool(a.writer.loaded) and bool(b.writer.loaded)
 
     await wait_until(both_assigned)
-    fresh = [
-        event(
-            i,
-            "call.updated",
-            timedelta(minutes=i, seconds=20),
-            title=f"fresh {i}",
-            event_id=f"c{i}:fresh",
-        )
-        for i in calls
-    ]
-    await produce_events(kafka.settings, fresh)
+    await produce_events(kafka.settings, titled("fresh", 20))
     await wait_until(lambda: settled(120), timeout_s=60)
     await asyncio.sleep(12)  # past A's 10-s wait: its old request, if any, has been sent
     titles = {
